@@ -185,7 +185,7 @@ class XLMConfig:
         # Keys we do not model (transformers' generation settings, user additions) round-trip untouched.
         self._extra_keys = []
         for key, value in kwargs.items():
-            if key in ("transformers_version", "model_type"):
+            if key in ("transformers_version", "xlm_version", "model_type"):
                 continue
             setattr(self, key, value)
             self._extra_keys.append(key)
@@ -340,7 +340,6 @@ class XLMConfig:
             raise ValueError(f"{path} is not valid JSON: {err}") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
-        data.pop("xlm_version", None)
         return cls.from_dict(data)
 
     @classmethod
