@@ -1,0 +1,112 @@
+"""Batch-encoding throughput: xlm.XLMTokenizer vs transformers' XLMTokenizer, same process.
+
+    python bench/bench_tokenizer.py                 # 2,000 en/fr/de sentences, 5 rounds
+    python bench/bench_tokenizer.py --warm          # keep both tokenizers (and caches) across rounds
+
+Each round encodes the same sentences in padded batches with both tokenizers, alternating which
+goes first, and checks that every output (input_ids, token_type_ids, attention_mask) is
+identical. By default each round starts from freshly loaded tokenizers, so both pay for their
+cold caches (transformers' BPE cache, our per-word cache). Reports sentences/s (median over
+rounds) and the ratio, which stays meaningful on a busy machine where absolute numbers do not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from xlm.tokenizer import XLMTokenizer  # noqa: E402
+
+SLICE = os.path.join(ROOT, "xlm", "data", "lohelp", "en-fr-de-slice.tsv.gz")
+VOCAB_DIR = os.path.join(ROOT, "xlm", "data", "test_tokenizer")
+
+
+def sentences(count: int) -> list[str]:
+    """`count` sentences of the bundled slice, taking en, fr and de of each row in turn."""
+    with gzip.open(SLICE, "rt", encoding="utf-8") as handle:
+        rows = [line.rstrip("\n").split("\t") for line in handle]
+    columns = [rows[0].index(lang) for lang in ("en", "fr", "de")]
+    out = [row[c] for row in rows[1:] for c in columns]
+    if len(out) < count:
+        raise SystemExit(f"the slice has {len(out)} sentences, fewer than {count}")
+    return out[:count]
+
+
+def encode_all(tokenizer, texts: list[str], batch_size: int) -> tuple[float, list[dict]]:
+    start = time.perf_counter()
+    outputs = [dict(tokenizer(texts[i : i + batch_size], padding=True)) for i in range(0, len(texts), batch_size)]
+    return time.perf_counter() - start, outputs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sentences", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--warm", action="store_true", help="reuse the tokenizers (warm caches) across rounds")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+
+    from transformers import XLMTokenizer as ReferenceTokenizer
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    texts = sentences(args.sentences)
+    ours = theirs = None
+    ours_times, theirs_times = [], []
+    for round_index in range(args.rounds):
+        if ours is None or not args.warm:
+            ours = XLMTokenizer.from_pretrained(VOCAB_DIR)
+            theirs = ReferenceTokenizer.from_pretrained(VOCAB_DIR)
+        if round_index % 2 == 0:
+            t_theirs, out_theirs = encode_all(theirs, texts, args.batch_size)
+            t_ours, out_ours = encode_all(ours, texts, args.batch_size)
+        else:
+            t_ours, out_ours = encode_all(ours, texts, args.batch_size)
+            t_theirs, out_theirs = encode_all(theirs, texts, args.batch_size)
+        if out_ours != out_theirs:
+            raise SystemExit("outputs differ from transformers' XLMTokenizer")
+        ours_times.append(t_ours)
+        theirs_times.append(t_theirs)
+        print(
+            f"round {round_index + 1}: transformers {len(texts) / t_theirs:8.0f} sent/s, "
+            f"xlm {len(texts) / t_ours:8.0f} sent/s, ratio {t_theirs / t_ours:.2f}",
+            flush=True,
+        )
+
+    ours_rate = len(texts) / statistics.median(ours_times)
+    theirs_rate = len(texts) / statistics.median(theirs_times)
+    ratios = [t / o for t, o in zip(theirs_times, ours_times)]
+    result = {
+        "sentences": len(texts),
+        "batch_size": args.batch_size,
+        "rounds": args.rounds,
+        "caches": "warm" if args.warm else "cold (fresh tokenizers every round)",
+        "transformers_sentences_per_s": round(theirs_rate),
+        "xlm_sentences_per_s": round(ours_rate),
+        "ratio_of_medians": round(ours_rate / theirs_rate, 2),
+        "ratio_per_round_min": round(min(ratios), 2),
+        "identical_outputs": True,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}",
+    }
+    print(
+        f"median: transformers {theirs_rate:.0f} sent/s, xlm {ours_rate:.0f} sent/s, "
+        f"xlm/transformers = {ours_rate / theirs_rate:.2f}x (lowest round {min(ratios):.2f}x), outputs identical"
+    )
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=2)
+            handle.write("\n")
+
+
+if __name__ == "__main__":
+    main()
