@@ -210,10 +210,13 @@ def weight_specs(config: XLMConfig, architecture: str = "XLMModel") -> list[Weig
 
 def ignored_on_load(config: XLMConfig, architecture: str) -> set[str]:
     """Checkpoint entries that are dropped silently (documented transformers artefacts)."""
-    if normalize_architecture(architecture) == "XLMWithLMHeadModel" and config.asm:
+    architecture = normalize_architecture(architecture)
+    # transformers before 4.31 saved the non-persistent `position_ids` buffer.
+    ignored = {"position_ids" if architecture == "XLMModel" else f"{BASE_MODEL_PREFIX}.position_ids"}
+    if architecture == "XLMWithLMHeadModel" and config.asm:
         # transformers ties a spurious `pred_layer.proj.weight` onto the adaptive-softmax module.
-        return {"pred_layer.proj.weight"}
-    return set()
+        ignored.add("pred_layer.proj.weight")
+    return ignored
 
 
 def spec_index(specs: Iterable[WeightSpec], column: str) -> dict[str, WeightSpec]:
