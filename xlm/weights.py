@@ -105,12 +105,17 @@ def _base_rows(config: XLMConfig) -> list:
         rows.append(("lang_embeddings.weight", "lang_embeddings/embeddings", (config.n_langs, dim), "embedding"))
     rows.append(("embeddings.weight", "embeddings/weight", (config.vocab_size, dim), "embedding"))
     rows += _layer_norm("layer_norm_emb", "layer_norm_emb", dim)
-    for i in range(config.n_layers):
+    # Grouped per module list, as nn.ModuleList orders a state_dict.
+    layers = range(config.n_layers)
+    for i in layers:
         for lin in ("q_lin", "k_lin", "v_lin", "out_lin"):
             rows += _linear(f"attentions.{i}.{lin}", f"attentions_._{i}/{lin}", dim, dim)
+    for i in layers:
         rows += _layer_norm(f"layer_norm1.{i}", f"layer_norm1_._{i}", dim)
+    for i in layers:
         rows += _linear(f"ffns.{i}.lin1", f"ffns_._{i}/lin1", hidden, dim)
         rows += _linear(f"ffns.{i}.lin2", f"ffns_._{i}/lin2", dim, hidden)
+    for i in layers:
         rows += _layer_norm(f"layer_norm2.{i}", f"layer_norm2_._{i}", dim)
     return rows
 

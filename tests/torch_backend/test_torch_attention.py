@@ -1,0 +1,126 @@
+"""Fused (SDPA) and explicit attention agree; gradients match transformers; masked rows; torch.compile."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch_parity import TOLERANCE, assert_outputs_close, max_diff, model_pair, torch_inputs
+
+import xlm.torch_backend as ours
+from xlm.torch_backend.layers import lm_cross_entropy
+from xlm_testing import CONFIG_VARIANTS, tiny_config
+
+
+def kwargs_for(config, padding: str) -> dict:
+    inputs = torch_inputs(config)
+    kwargs = {k: inputs[k] for k in ("input_ids", "langs", "token_type_ids", "position_ids")}
+    if padding != "pad_index":
+        kwargs[padding] = inputs[padding]
+    return kwargs
+
+
+@pytest.mark.parametrize("padding", ["attention_mask", "lengths", "pad_index"])
+@pytest.mark.parametrize("variant", list(CONFIG_VARIANTS))
+def test_sdpa_equals_explicit(variant, padding):
+    _, model = model_pair(variant, "XLMForTokenClassification")
+    kwargs = kwargs_for(model.config, padding)
+    with torch.no_grad():
+        fused = model(**kwargs, output_hidden_states=True)
+        model.set_attn_implementation("eager")
+        try:
+            explicit = model(**kwargs, output_hidden_states=True)
+        finally:
+            model.set_attn_implementation("sdpa")
+    assert_outputs_close(fused, explicit)
+
+
+@pytest.mark.parametrize("variant", ["default", "causal", "multilang", "asm"])
+def test_gradients_match_transformers(variant):
+    """Training mode without dropout: loss and every parameter gradient equal transformers'
+    (this runs the fused attention backward and the LM loss's own backward)."""
+    overrides = (("dropout", 0.0), ("attention_dropout", 0.0))
+    architecture = "XLMForTokenClassification" if variant == "asm" else "XLMWithLMHeadModel"
+    reference, model = model_pair(variant, architecture, overrides)
+    config = model.config
+    kwargs = kwargs_for(config, "attention_mask")
+    labels = kwargs["input_ids"].clone() if architecture == "XLMWithLMHeadModel" else kwargs["input_ids"] % 2
+    labels[:, ::3] = -100
+    reference.train(), model.train()
+    try:
+        expected = reference(**kwargs, labels=labels)
+        actual = model(**kwargs, labels=labels)
+        expected.loss.backward()
+        actual.loss.backward()
+    finally:
+        reference.eval(), model.eval()
+    assert abs(expected.loss.item() - actual.loss.item()) <= TOLERANCE
+    reference_grads = dict(reference.named_parameters())
+    worst = 0.0
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        worst = max(worst, max_diff(reference_grads[name].grad, param.grad))
+    reference.zero_grad(set_to_none=True)
+    model.zero_grad(set_to_none=True)
+    assert worst <= TOLERANCE
+
+
+def test_lm_cross_entropy_equals_torch():
+    generator = torch.Generator().manual_seed(0)
+    logits = (torch.randn(2, 7, 50, generator=generator) * 4).requires_grad_()
+    labels = torch.randint(0, 50, (2, 7), generator=generator)
+    labels[0, :3] = -100
+    expected = torch.nn.functional.cross_entropy(logits.view(-1, 50), labels.view(-1))
+    (expected_grad,) = torch.autograd.grad(expected, logits)
+    actual = lm_cross_entropy(logits, labels)
+    (actual_grad,) = torch.autograd.grad(actual, logits)
+    assert abs(expected.item() - actual.item()) <= 1e-6
+    assert max_diff(expected_grad, actual_grad) <= 1e-7
+    ignored = torch.full((2, 7), -100)
+    for function in (torch.nn.functional.cross_entropy, lm_cross_entropy):
+        logits.grad = None
+        loss = function(logits.view(-1, 50), ignored.view(-1))
+        loss.backward()
+        assert torch.isnan(loss) and torch.all(logits.grad == 0)  # nothing to learn: NaN loss, zero gradient
+    for bad in (50, -5):
+        with pytest.raises(RuntimeError, match="out of bounds"):
+            lm_cross_entropy(logits, torch.full((2, 7), bad))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+@pytest.mark.parametrize("variant", ["default", "causal"])
+def test_fully_masked_row_gives_no_nan(variant, implementation, dtype):
+    config = tiny_config(variant)
+    torch.manual_seed(0)
+    model = ours.XLMWithLMHeadModel(config).eval().to(dtype)
+    model.set_attn_implementation(implementation)
+    inputs = torch_inputs(config)
+    mask = inputs["attention_mask"].clone()
+    mask[1] = 0  # nothing to attend in row 1
+    with torch.no_grad():
+        out = model(inputs["input_ids"], attention_mask=mask, output_hidden_states=True,
+                    output_attentions=implementation == "eager")
+        alone = model(inputs["input_ids"][[0, 2]], attention_mask=mask[[0, 2]])
+    for tensor in (out.logits, *out.hidden_states, *(out.attentions or ())):
+        assert not torch.isnan(tensor).any() and not torch.isinf(tensor).any()
+    assert torch.all(out.hidden_states[-1][1] == 0)
+    tolerance = TOLERANCE if dtype == torch.float32 else 5e-2
+    assert max_diff(out.logits[[0, 2]].float(), alone.logits.float()) <= tolerance  # rows stay independent
+
+
+@pytest.mark.parametrize("variant", ["multilang", "causal"])
+def test_torch_compile(variant):
+    """The base model compiles as one graph (no breaks: validation runs eagerly only) and trains."""
+    _, model = model_pair(variant, "XLMModel")
+    kwargs = kwargs_for(model.config, "attention_mask")
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    with torch.no_grad():
+        expected = model(**kwargs)
+        actual = compiled(**kwargs)
+    assert isinstance(actual, ours.BaseModelOutput)
+    assert max_diff(expected.last_hidden_state, actual.last_hidden_state) <= TOLERANCE
+    compiled(**kwargs).last_hidden_state.sum().backward()
+    assert model.attentions[0].q_lin.weight.grad is not None
+    model.zero_grad(set_to_none=True)
