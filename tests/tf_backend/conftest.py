@@ -1,0 +1,59 @@
+"""Fixtures of the Keras-stack tests (helpers live in tf_helpers.py).
+
+The slow fits of test_tf_fit.py (XLA compiles a train step per head; MirroredStrategy needs logical
+devices set before TensorFlow starts) run in subprocesses (tf_fit_worker.py). They are started when
+the first test of this directory runs, so they overlap with the other tests here instead of adding
+to the run time; test_tf_fit.py collects their results.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKER_MODES = ("xla", "mirrored")
+
+
+class FitWorker:
+    """A tf_fit_worker.py run in the background; `result()` waits for its JSON line."""
+
+    def __init__(self, mode: str) -> None:
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "tf_fit_worker.py"), mode],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        self._result = None
+
+    def result(self) -> dict:
+        if self._result is None:
+            out, err = self.process.communicate(timeout=900)
+            assert self.process.returncode == 0, err[-3000:]
+            self._result = json.loads(out.strip().splitlines()[-1])
+        return self._result
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fit_workers(request):
+    """{mode: FitWorker}, started only when test_tf_fit.py's tests are part of the run."""
+    wanted = any(os.path.basename(str(item.fspath)) == "test_tf_fit.py" for item in request.session.items)
+    workers = {mode: FitWorker(mode) for mode in WORKER_MODES} if wanted else {}
+    yield workers
+    for worker in workers.values():
+        worker.stop()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run test_tf_fit.py last, so its background fits have the rest of the run to finish."""
+    fits = [item for item in items if os.path.basename(str(item.fspath)) == "test_tf_fit.py"]
+    if fits:
+        others = [item for item in items if os.path.basename(str(item.fspath)) != "test_tf_fit.py"]
+        items[:] = others + fits

@@ -1,0 +1,93 @@
+"""Training the Keras models with model.fit: every head learns (op by op and under XLA), the model's
+own loss or a compiled Keras loss, mixed precision, and MirroredStrategy on two logical devices.
+
+The XLA and MirroredStrategy fits run in subprocesses (tf_fit_worker.py, started by conftest.py
+when this directory's tests begin) so that they overlap with the other tests."""
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+
+from tf_helpers import fit_config, fit_losses, learnable_dataset  # noqa: E402
+from xlm_testing import make_inputs  # noqa: E402
+from xlm.tf_backend import TFXLMForSequenceClassification, TFXLMWithLMHeadModel  # noqa: E402
+from xlm.weights import ARCHITECTURES  # noqa: E402
+
+HEADS = [a for a in ARCHITECTURES if a != "XLMModel"]
+
+
+@pytest.mark.parametrize("architecture", HEADS)
+def test_every_head_learns_op_by_op(architecture):
+    losses = fit_losses(architecture, run_eagerly=True)
+    assert np.isfinite(losses).all() and losses[-1] < losses[0], losses
+
+
+def test_fit_loss_is_the_models_own_loss():
+    config = fit_config(dropout=0.0, attention_dropout=0.0)
+    model = TFXLMWithLMHeadModel(config)
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    dataset = learnable_dataset(config, "XLMWithLMHeadModel", batch=16)
+    evaluated = model.evaluate(dataset, verbose=0)
+    assert abs(evaluated - float(model(next(iter(dataset))).loss)) < 1e-5
+
+
+def test_compiled_keras_loss_with_y_and_y_moved_into_the_labels():
+    config = fit_config()
+    inputs = make_inputs(config, batch=16, seq_len=8, seed=3)
+    inputs.pop("lengths")
+    y = (inputs["input_ids"][:, 0] % 2).astype(np.int64)
+    dataset = tf.data.Dataset.from_tensor_slices((inputs, y)).batch(8)
+    # a Keras loss on the logits, with a metric
+    model = TFXLMForSequenceClassification(config)
+    model.compile(
+        optimizer=keras.optimizers.Adam(5e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        run_eagerly=True,
+    )
+    history = model.fit(dataset, epochs=3, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0] and "accuracy" in history
+    batch_x, batch_y = next(iter(dataset))
+    keras_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(batch_y, model(batch_x).logits)
+    assert abs(float(keras_loss) - float(model(batch_x, labels=batch_y).loss)) < 1e-5
+    # no compiled loss: y becomes the model's `labels`
+    model = TFXLMForSequenceClassification(config)
+    model.compile(optimizer=keras.optimizers.Adam(5e-3), run_eagerly=True)
+    history = model.fit(dataset, epochs=3, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+
+
+def test_missing_labels_is_a_clear_error():
+    config = fit_config()
+    model = TFXLMForSequenceClassification(config)
+    model.compile(optimizer="adam", run_eagerly=True)
+    inputs = make_inputs(config, batch=4, seq_len=8)
+    inputs.pop("lengths")
+    with pytest.raises(ValueError, match="computed no loss"):
+        model.fit(tf.data.Dataset.from_tensor_slices(inputs).batch(4), verbose=0)
+
+
+@pytest.mark.parametrize("policy,run_eagerly", [("mixed_float16", False), ("mixed_bfloat16", True)])
+def test_mixed_precision_training(policy, run_eagerly):
+    config = fit_config()
+    keras.utils.set_random_seed(0)
+    model = TFXLMWithLMHeadModel(config, dtype=policy)
+    model.compile(optimizer=keras.optimizers.Adam(5e-3), run_eagerly=run_eagerly)  # float16: loss scaling
+    losses = model.fit(learnable_dataset(config, "XLMWithLMHeadModel"), epochs=3, verbose=0).history["loss"]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0], losses
+    assert all(v.dtype == "float32" for v in model.trainable_variables)
+
+
+@pytest.mark.parametrize("architecture", HEADS)
+def test_every_head_learns_under_xla(architecture, fit_workers):
+    losses = fit_workers["xla"].result()[architecture]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0], losses
+
+
+def test_mirrored_strategy_on_two_devices_equals_one_device(fit_workers):
+    result = fit_workers["mirrored"].result()
+    assert result["one_replicas"] == 1 and result["two_replicas"] == 2
+    np.testing.assert_allclose(result["two"], result["one"], rtol=1e-5, atol=1e-6)
+    assert result["one"][-1] < result["one"][0]

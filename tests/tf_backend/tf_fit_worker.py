@@ -1,0 +1,57 @@
+"""Fits run by test_tf_fit.py in subprocesses, in parallel with the rest of that file:
+
+    python tf_fit_worker.py xla        # every head, model.fit with jit_compile=True
+    python tf_fit_worker.py mirrored   # one vs two logical CPU devices under MirroredStrategy
+
+prints one JSON line of loss trajectories. (XLA compiles each head's train step for seconds; logical
+devices must be configured before TensorFlow initialises: both want a process of their own.)"""
+
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]
+
+
+def xla() -> dict:
+    from tf_helpers import fit_losses
+    from xlm.weights import ARCHITECTURES
+
+    # no dropout here: its random ops about double XLA's compile time (the op-by-op fits train with it)
+    return {a: fit_losses(a, jit_compile=True, dropout=0.0) for a in ARCHITECTURES if a != "XLMModel"}
+
+
+def mirrored() -> dict:
+    import tensorflow as tf
+
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
+    )
+    import keras
+    import numpy as np
+
+    from tf_helpers import fit_config
+    from xlm_testing import make_inputs
+    from xlm.tf_backend import TFXLMForSequenceClassification
+
+    config = fit_config(dropout=0.0, attention_dropout=0.0, summary_first_dropout=0.0)
+    inputs = make_inputs(config, batch=16, seq_len=8, seed=3)
+    inputs.pop("lengths")
+    labels = (inputs["input_ids"][:, 0] % 2).astype(np.int64)
+    state = TFXLMForSequenceClassification(config).state_dict()
+    result = {}
+    for name, devices in (("one", ["/cpu:0"]), ("two", ["/cpu:0", "/cpu:1"])):
+        strategy = tf.distribute.MirroredStrategy(devices)
+        with strategy.scope():
+            model = TFXLMForSequenceClassification(config)
+            model.load_state_dict(state)
+            model.compile(optimizer=keras.optimizers.SGD(0.1))  # the model's own loss; y becomes `labels`
+        dataset = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(8)  # global batches of 8
+        result[name] = model.fit(dataset, epochs=3, verbose=0).history["loss"]
+        result[name + "_replicas"] = strategy.num_replicas_in_sync
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps({"xla": xla, "mirrored": mirrored}[sys.argv[1]]()))

@@ -1,0 +1,803 @@
+"""The Keras 3 XLM encoder (TFXLMMainLayer), the shared model base class and TFXLMModel.
+
+Twin of `xlm/torch_backend/modeling.py`: same classes (with a TF prefix), same call arguments,
+same numbers. The forward pass reads like the paper: embeddings -> layers -> mask.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+import os
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from xlm._backend import require
+from xlm.config import XLMConfig
+from xlm.modeling_utils import (
+    check_id_range,
+    check_same_shape,
+    check_sequence_length,
+    id_range_message,
+    sequence_length_message,
+    sinusoidal_table,
+)
+from xlm.outputs import BaseModelOutput, ModelOutput
+from xlm.weights import StateDictMatch, match_state_dict, weight_specs
+
+tf = require("tensorflow")
+keras = require("keras")
+ops = keras.ops
+
+from xlm.tf_backend.layers import (  # noqa: E402
+    TFXLMEmbedding,
+    TFXLMMultiHeadAttention,
+    TFXLMTransformerFFN,
+    layer_norm,
+)
+
+_PACKAGE = "xlm"
+
+
+# --- inputs -------------------------------------------------------------------------------------
+
+
+def unpack_inputs(call: Any) -> Any:
+    """Let a model's `call` take its inputs as keywords, as one dict, or as a list in signature order.
+
+    `model({"input_ids": ids, "labels": y})` and `model([ids, mask])` then work like
+    `model(input_ids=ids, ...)`, as transformers' TF models accept (Keras' fit passes dicts). The
+    call then goes through `TFXLMPreTrainedModel._dispatch` (graph-compiled eager inference).
+    """
+    names = [n for n in inspect.signature(call).parameters if n != "self"]
+
+    @functools.wraps(call)
+    def wrapper(self: Any, input_ids: Any = None, *args: Any, **kwargs: Any) -> Any:
+        kwargs.update(dict(zip(names[1:], args)))
+        if isinstance(input_ids, Mapping):
+            packed = dict(input_ids)
+        elif isinstance(input_ids, (list, tuple)):
+            if len(input_ids) > len(names):
+                raise ValueError(f"got {len(input_ids)} positional inputs; {type(self).__name__} takes at most {len(names)}")
+            packed = dict(zip(names, input_ids))
+        else:
+            packed = {"input_ids": input_ids}
+        unknown = sorted(set(packed) - set(names))
+        if unknown:
+            raise ValueError(f"unknown input(s) {', '.join(unknown)} for {type(self).__name__}; expected {', '.join(names)}")
+        for key, value in kwargs.items():
+            if value is not None and packed.get(key) is not None and key != "training":
+                raise ValueError(f"{key} was given both inside the inputs and as a keyword argument")
+            if value is not None or key not in packed:
+                packed[key] = value
+        return self._dispatch(call, packed)
+
+    return wrapper
+
+
+def _static_shape(x: Any) -> tuple | None:
+    """The shape as Python ints, or None if any dimension is unknown (graph tracing)."""
+    shape = tuple(x.shape)
+    return None if any(d is None for d in shape) else shape
+
+
+def check_inputs(
+    config: XLMConfig,
+    input_ids: Any = None,
+    attention_mask: Any = None,
+    langs: Any = None,
+    token_type_ids: Any = None,
+    position_ids: Any = None,
+    lengths: Any = None,
+    inputs_embeds: Any = None,
+    past: int = 0,
+) -> list:
+    """Reject inputs that would index outside a table or disagree in shape, before any lookup.
+
+    Same checks and messages as the PyTorch stack. Eagerly, a ValueError is raised on the Python
+    side (and [] returned); while tracing a graph, shapes known at trace time are checked the same
+    way and the rest becomes tf.debugging assertions, returned for the lookups to depend on
+    (TensorFlow's embedding lookup on GPU returns zeros for out-of-range ids instead of failing).
+    """
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("pass exactly one of input_ids and inputs_embeds")
+    if input_ids is not None:
+        if len(input_ids.shape) != 2:
+            raise ValueError(f"input_ids must have shape (batch, sequence), got {list(input_ids.shape)}")
+        reference_name, reference, shape = "input_ids", input_ids, tuple(input_ids.shape)
+    else:
+        if len(inputs_embeds.shape) != 3 or inputs_embeds.shape[-1] != config.emb_dim:
+            raise ValueError(
+                f"inputs_embeds must have shape (batch, sequence, {config.emb_dim}), got {list(inputs_embeds.shape)}"
+            )
+        reference_name, reference, shape = "inputs_embeds[..., 0]", inputs_embeds, tuple(inputs_embeds.shape[:2])
+    others = {"attention_mask": attention_mask, "langs": langs, "token_type_ids": token_type_ids,
+              "position_ids": position_ids}
+    ids = [("input_ids", input_ids, config.vocab_size, "vocab_size"),
+           ("token_type_ids", token_type_ids, config.vocab_size, "vocab_size"),
+           ("langs", langs, config.n_langs, "n_langs"),
+           ("position_ids", position_ids, config.max_position_embeddings, "max_position_embeddings")]
+    ids = [entry for entry in ids if entry[1] is not None]
+    check_lengths = lengths is not None and attention_mask is None
+
+    if tf.executing_eagerly():
+        check_same_shape(reference_name, shape, **{k: None if v is None else tuple(v.shape) for k, v in others.items()})
+        if lengths is not None:
+            check_same_shape(f"the batch of {reference_name}", shape[:1], lengths=tuple(lengths.shape))
+        _check_past(past, shape[1])
+        if position_ids is None:
+            check_sequence_length(shape[1], config.max_position_embeddings)
+        for name, values, limit, limit_name in ids:
+            values = np.asarray(values)
+            if values.size:
+                check_id_range(name, int(values.min()), int(values.max()), limit, limit_name)
+        if check_lengths and int(np.prod(lengths.shape)):
+            values = np.asarray(lengths)
+            low, high = int(values.min()), int(values.max())
+            if low < 0 or high > shape[1]:
+                raise ValueError(
+                    f"lengths contains {low if low < 0 else high}, outside [0, {shape[1]}] (the sequence length)"
+                )
+        return []
+
+    # Graph: what the trace knows is checked now, the rest when the graph runs.
+    assertions = []
+    dynamic_shape = tf.shape(reference)[:2]
+    for name, value in others.items():
+        if value is None:
+            continue
+        static = _static_shape(value)
+        if static is not None and None not in shape:
+            check_same_shape(reference_name, shape, **{name: static})
+        else:
+            assertions.append(tf.debugging.assert_equal(
+                tf.shape(value), dynamic_shape, message=f"{name} must have the shape of {reference_name}"
+            ))
+    if lengths is not None:
+        assertions.append(tf.debugging.assert_equal(
+            tf.shape(lengths), dynamic_shape[:1], message=f"lengths must have the batch size of {reference_name}"
+        ))
+    if position_ids is None:
+        if shape[1] is not None:
+            check_sequence_length(shape[1], config.max_position_embeddings)
+        else:
+            assertions.append(tf.debugging.assert_less_equal(
+                dynamic_shape[1], config.max_position_embeddings,
+                message=sequence_length_message(config.max_position_embeddings),
+            ))
+    for name, values, limit, limit_name in ids:
+        message = id_range_message(name, limit, limit_name)
+        values = tf.cast(values, tf.int64)
+        assertions.append(tf.debugging.assert_non_negative(values, message=message))
+        assertions.append(tf.debugging.assert_less(values, tf.constant(limit, tf.int64), message=message))
+    if check_lengths:
+        values = tf.cast(lengths, tf.int32)
+        message = "lengths contains a value outside [0, sequence length]"
+        assertions.append(tf.debugging.assert_non_negative(values, message=message))
+        assertions.append(tf.debugging.assert_less_equal(values, dynamic_shape[1], message=message))
+    return [a for a in assertions if a is not None]
+
+
+def _check_past(past: int, slen: int) -> None:
+    if past >= slen:
+        raise ValueError(
+            f"the cache already holds {past} positions but the input has only {slen}: pass the whole "
+            "sequence, including at least one new position"
+        )
+
+
+class TFXLMCache(dict):
+    """An incremental-decoding cache: the PyTorch stack's cache dict, as a type Keras passes through.
+
+    Holds each layer's keys and values (`cache[layer_idx]`) and `cache["slen"]`, the positions
+    already encoded. Start with `TFXLMCache()` and pass the whole sequence on every call; only the
+    positions past `cache["slen"]` are computed and returned. (A plain dict would be copied by
+    Keras on the way into the model, so its updates would be lost.)
+    """
+
+
+# --- the encoder --------------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class TFXLMMainLayer(keras.layers.Layer):
+    """The XLM Transformer encoder, the layer named "transformer" in every Keras XLM model.
+
+    Twin of the PyTorch `XLMModel`'s forward pass: embeddings (words + positions + languages +
+    token types) → LayerNorm → for each layer: attention, add & norm, feed-forward, add & norm,
+    padding mask.
+
+    Args:
+        config: the model's `XLMConfig`.
+
+    Example:
+        >>> encoder = TFXLMMainLayer(XLMConfig(vocab_size=100, emb_dim=32, n_layers=2, n_heads=4))
+        >>> encoder(input_ids=np.array([[0, 20, 30, 1]])).last_hidden_state.shape
+        TensorShape([1, 4, 32])
+    """
+
+    def __init__(self, config: XLMConfig, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not config.is_encoder:
+            raise NotImplementedError("XLM is an encoder only: is_encoder=False is not supported")
+        self.config = config
+        dim = config.emb_dim
+        policy = self.dtype_policy
+
+        # === Embeddings ===
+        table = sinusoidal_table(config.max_position_embeddings, dim) if config.sinusoidal_embeddings else None
+        self.position_embeddings = TFXLMEmbedding(
+            config.max_position_embeddings, dim, config.embed_init_std, table=table,
+            name="position_embeddings", dtype=policy,
+        )
+        self.lang_embeddings = None
+        if config.uses_lang_embeddings:
+            self.lang_embeddings = TFXLMEmbedding(
+                config.n_langs, dim, config.embed_init_std, name="lang_embeddings", dtype=policy
+            )
+        self.embeddings = TFXLMEmbedding(
+            config.vocab_size, dim, config.embed_init_std, weight_name="weight", padding_idx=config.pad_index,
+            name="embeddings", dtype=policy,
+        )
+        self.layer_norm_emb = layer_norm(config.layer_norm_eps, "layer_norm_emb", policy)
+        self.dropout = keras.layers.Dropout(config.dropout, dtype=policy)
+
+        # === Transformer layers ===
+        eps = config.layer_norm_eps
+        self.attentions = [
+            TFXLMMultiHeadAttention(config, i, name=f"attentions_._{i}", dtype=policy) for i in range(config.n_layers)
+        ]
+        self.layer_norm1 = [layer_norm(eps, f"layer_norm1_._{i}", policy) for i in range(config.n_layers)]
+        self.ffns = [TFXLMTransformerFFN(config, name=f"ffns_._{i}", dtype=policy) for i in range(config.n_layers)]
+        self.layer_norm2 = [layer_norm(eps, f"layer_norm2_._{i}", policy) for i in range(config.n_layers)]
+
+    def build(self, input_shape: Any = None) -> None:
+        if self.built:
+            return
+        shape = (None, None, self.config.emb_dim)
+        self.position_embeddings.build()
+        if self.lang_embeddings is not None:
+            self.lang_embeddings.build()
+        self.embeddings.build()
+        self.layer_norm_emb.build(shape)
+        for i in range(self.config.n_layers):
+            self.attentions[i].build()
+            self.layer_norm1[i].build(shape)
+            self.ffns[i].build()
+            self.layer_norm2[i].build(shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "TFXLMMainLayer":
+        config = dict(config)
+        return cls(XLMConfig.from_dict(config.pop("config")), **config)
+
+    def _norm(self, layer: Any, x: Any) -> Any:
+        """A LayerNorm computed in float32 (see `layer_norm`), returned in the compute dtype."""
+        return ops.cast(layer(x), self.compute_dtype)
+
+    def _layer_head_masks(self, head_mask: Any) -> list:
+        """Per-layer head masks shaped (1, n_heads, 1, 1), or None for each layer."""
+        n_layers, n_heads = self.config.n_layers, self.config.n_heads
+        if head_mask is None:
+            return [None] * n_layers
+        head_mask = ops.convert_to_tensor(head_mask)
+        if tuple(head_mask.shape) == (n_heads,):
+            head_mask = ops.repeat(head_mask[None], n_layers, axis=0)
+        elif tuple(head_mask.shape) != (n_layers, n_heads):
+            raise ValueError(
+                f"head_mask has shape {list(head_mask.shape)}; expected [{n_heads}] (n_heads) or "
+                f"[{n_layers}, {n_heads}] (n_layers, n_heads)"
+            )
+        head_mask = ops.cast(head_mask, self.compute_dtype)
+        return [head_mask[i][None, :, None, None] for i in range(n_layers)]
+
+    def call(
+        self,
+        input_ids: Any = None,
+        attention_mask: Any = None,
+        langs: Any = None,
+        token_type_ids: Any = None,
+        position_ids: Any = None,
+        lengths: Any = None,
+        cache: TFXLMCache | None = None,
+        head_mask: Any = None,
+        inputs_embeds: Any = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        training: bool = False,
+    ) -> BaseModelOutput | tuple:
+        """Encode a batch; the arguments are those of the PyTorch `XLMModel.forward`.
+
+        Args:
+            input_ids: token ids (batch, seq); or give `inputs_embeds` (batch, seq, emb_dim).
+            attention_mask: 1 for tokens, 0 for padding (batch, seq). Without it, padding is given by
+                `lengths` (batch,), or counted as the tokens that are not `pad_index`.
+            langs: language id of every token (batch, seq); used when the model has language embeddings.
+            token_type_ids: segment ids (batch, seq), looked up in the word-embedding table.
+            position_ids: positions (batch, seq); 0..seq-1 by default (restart them for TLM pairs).
+            cache: a `TFXLMCache` for incremental decoding (see there).
+            head_mask: multiplies the attention probabilities, (n_heads,) or (n_layers, n_heads).
+            output_attentions / output_hidden_states: also return every layer's attention
+                probabilities / hidden states (the embeddings output first).
+            return_dict: return a `BaseModelOutput` (default) or a tuple.
+            training: dropout on (only then).
+        """
+        config = self.config
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        return_dict = config.use_return_dict if return_dict is None else return_dict
+        if cache is not None and not isinstance(cache, TFXLMCache):
+            raise TypeError(
+                f"cache must be an xlm.tf_backend.TFXLMCache (Keras copies a plain dict, losing its updates), "
+                f"got {type(cache).__name__}"
+            )
+        past = cache.get("slen", 0) if cache is not None else 0
+        assertions = check_inputs(
+            config, input_ids, attention_mask, langs, token_type_ids, position_ids, lengths, inputs_embeds, past
+        )
+        if assertions:  # in a graph: no lookup before the checks have passed
+            with tf.control_dependencies(assertions):
+                input_ids, langs, token_type_ids, position_ids, lengths, inputs_embeds = (
+                    None if t is None else tf.identity(t)
+                    for t in (input_ids, langs, token_type_ids, position_ids, lengths, inputs_embeds)
+                )
+        slen = ops.shape(input_ids if input_ids is not None else inputs_embeds)[1]
+        positions = ops.arange(slen)
+
+        # padding mask (bs, slen): given, from lengths, or from the pad tokens; None = no padding
+        mask = attention_mask
+        if mask is None:
+            if lengths is None and input_ids is not None:
+                lengths = ops.sum(ops.cast(ops.not_equal(input_ids, config.pad_index), "int32"), axis=1)
+            if lengths is not None:
+                mask = positions[None, :] < ops.cast(lengths, positions.dtype)[:, None]
+
+        # attention mask: the lower triangle (causal; padding is removed by the mask multiply after
+        # each layer), (1, qlen, klen); or the padded keys (bidirectional), (bs, klen)
+        if config.causal:
+            attn_mask = positions[None, past:, None] >= positions[None, None, :]
+        elif mask is not None:
+            attn_mask = mask
+        else:
+            attn_mask = ops.ones((1, slen), "bool")
+
+        # positions already in the cache are not recomputed
+        if past:
+            input_ids = input_ids[:, past:] if input_ids is not None else None
+            inputs_embeds = inputs_embeds[:, past:] if inputs_embeds is not None else None
+            langs = langs[:, past:] if langs is not None else None
+            token_type_ids = token_type_ids[:, past:] if token_type_ids is not None else None
+            position_ids = position_ids[:, past:] if position_ids is not None else None
+            mask = mask[:, past:] if mask is not None else None
+        if position_ids is None:
+            position_ids = positions[None, past:]
+        head_mask = self._layer_head_masks(head_mask)
+
+        # === Embeddings ===
+        if inputs_embeds is None:
+            inputs_embeds = self.embeddings(input_ids)
+        tensor = ops.cast(inputs_embeds, self.compute_dtype) + self.position_embeddings(position_ids)
+        if langs is not None and self.lang_embeddings is not None:
+            tensor = tensor + self.lang_embeddings(langs)
+        if token_type_ids is not None:
+            tensor = tensor + self.embeddings(token_type_ids)
+        tensor = self._norm(self.layer_norm_emb, tensor)
+        tensor = self.dropout(tensor, training=training)
+        mask_multiplier = ops.cast(mask, tensor.dtype)[:, :, None] if mask is not None else None
+        if mask_multiplier is not None:
+            tensor = tensor * mask_multiplier
+
+        # === Transformer layers ===
+        hidden_states = () if output_hidden_states else None
+        attentions = () if output_attentions else None
+        for i in range(config.n_layers):
+            if output_hidden_states:
+                hidden_states += (tensor,)
+            attn, weights = self.attentions[i](
+                tensor, attn_mask, cache=cache, head_mask=head_mask[i], output_attentions=output_attentions,
+                training=training,
+            )
+            if output_attentions:
+                attentions += (weights,)
+            tensor = self._norm(self.layer_norm1[i], tensor + self.dropout(attn, training=training))
+            tensor = self._norm(self.layer_norm2[i], tensor + self.ffns[i](tensor, training=training))
+            if mask_multiplier is not None:
+                tensor = tensor * mask_multiplier
+        if output_hidden_states:
+            hidden_states += (tensor,)
+        if cache is not None:
+            cache["slen"] = int(slen)
+
+        output = BaseModelOutput(last_hidden_state=tensor, hidden_states=hidden_states, attentions=attentions)
+        return output if return_dict else output.to_tuple()
+
+    def get_input_embeddings(self) -> TFXLMEmbedding:
+        """The word-embedding table."""
+        return self.embeddings
+
+
+# --- weights by name ----------------------------------------------------------------------------
+
+
+def keras_weights(layer: Any) -> dict[str, Any]:
+    """Every variable below `layer`, keyed by the '/'-joined layer names leading to it plus its name.
+
+    These are the weight table's `keras_name`s ("transformer/attentions_._0/q_lin/kernel"). Keras'
+    own `variable.path` depends on where a layer was built, so it is not used. Random-seed state
+    of dropout layers is not a weight and is left out.
+    """
+    found: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        for variable in node._trainable_variables + node._non_trainable_variables:
+            key = prefix + variable.name
+            if key in found and found[key] is not variable:
+                raise ValueError(f"two variables are both named {key!r}")
+            found[key] = variable
+        for child in node._flatten_layers(include_self=False, recursive=False):
+            walk(child, f"{prefix}{child.name}/")
+
+    walk(layer, "")
+    return found
+
+
+# --- the model base class -----------------------------------------------------------------------
+
+_CHECKED_INPUTS = (
+    "input_ids", "attention_mask", "langs", "token_type_ids", "position_ids", "lengths", "inputs_embeds",
+)
+
+
+def _signature_of(value: Any) -> Any:
+    """What a traced call depends on: dtype and rank of a tensor, the value of anything else."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "dtype") and hasattr(value, "shape"):
+        return (str(value.dtype), len(value.shape))
+    return type(value).__name__
+
+
+class _InferenceGraph:
+    """A model's call as one tf.function (retraced per input signature, shapes relaxed)."""
+
+    def __init__(self, model: Any, call: Any) -> None:
+        self._model = model
+        self._call = call
+        self.output_class: type | None = None
+        self.function = tf.function(self._run, reduce_retracing=True, autograph=False)
+
+    def _run(self, **kwargs: Any) -> Any:
+        outputs = self._call(self._model, **kwargs)
+        if isinstance(outputs, ModelOutput):
+            # tf.function returns plain structures; the output class is rebuilt outside.
+            self.output_class = type(outputs)
+            return dict(outputs)
+        return outputs
+
+    def __call__(self, **kwargs: Any) -> Any:
+        outputs = self.function(**kwargs)
+        return self.output_class(**outputs) if isinstance(outputs, dict) else outputs
+
+
+
+class TFXLMPreTrainedModel(keras.Model):
+    """Base class of the Keras XLM models: config, checkpoints, Keras (de)serialisation, training hooks.
+
+    - `from_pretrained(dir)` reads config.json and the weights (model.safetensors,
+      pytorch_model.bin or tf_model.h5, ours or transformers'); `save_pretrained(dir)` writes
+      config.json + tf_model.h5 in transformers' TF layout (plus model.safetensors on request).
+    - `compile(optimizer=...)` without a loss trains on the model's own loss when the labels come
+      in the inputs (or as `y`, which is then moved into the inputs); with `compile(loss=...)` the
+      Keras loss sees the model's logits.
+    - Inputs as keywords, as one dict, or as a list in the order of `call`'s arguments.
+
+    Args:
+        config: the model's `XLMConfig`.
+        **kwargs: Keras model arguments (name, dtype: e.g. "mixed_float16").
+    """
+
+    config_class = XLMConfig
+    base_model_prefix = "transformer"
+    #: the weight-table architecture (transformers' PyTorch class name) of a concrete model
+    architecture: str | None = None
+    #: call arguments that carry targets; a `y` given to fit goes to them
+    label_names: tuple[str, ...] = ()
+    #: Run repeated eager inference calls (not training, no cache) through a traced tf.function:
+    #: the same numbers without TensorFlow's per-operation eager overhead. The first call of each
+    #: input signature runs op by op (no tracing cost for one-off calls). False: always op by op.
+    graph_inference = True
+
+    def __init__(self, config: XLMConfig, **kwargs: Any) -> None:
+        if not isinstance(config, XLMConfig):
+            raise TypeError(f"config must be an xlm.XLMConfig, got {type(config).__name__}")
+        super().__init__(**kwargs)
+        self.config = config
+        self._inference_graph: _InferenceGraph | None = None
+        self._eager_signatures: set = set()
+
+    # === Config ===
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> "TFXLMPreTrainedModel":
+        config = dict(config)
+        return cls(XLMConfig.from_dict(config.pop("config")), **config)
+
+    # === Embeddings ===
+    @property
+    def base_model(self) -> TFXLMMainLayer:
+        """The encoder (`self.transformer`)."""
+        return self.transformer
+
+    def get_input_embeddings(self) -> TFXLMEmbedding:
+        """The word-embedding table."""
+        return self.transformer.embeddings
+
+    def _return_dict(self, return_dict: bool | None) -> bool:
+        return self.config.use_return_dict if return_dict is None else return_dict
+
+    # === Calling ===
+    def _check_call_inputs(self, kwargs: dict[str, Any]) -> None:
+        """The encoder's input checks, run eagerly before entering the inference graph."""
+        check_inputs(self.config, **{k: kwargs.get(k) for k in _CHECKED_INPUTS})
+
+    def _dispatch(self, call: Any, kwargs: dict[str, Any]) -> Any:
+        """Run `call` (a subclass's undecorated `call`) op by op, inside the caller's graph, or as this
+        model's inference graph (see `graph_inference`)."""
+        if not (self.graph_inference and tf.executing_eagerly() and not kwargs.get("training")
+                and kwargs.get("cache") is None):
+            return call(self, **kwargs)
+        config = self.config
+        # Resolve config-dependent flags now: they are part of the traced signature.
+        for name, default in (("output_attentions", config.output_attentions),
+                              ("output_hidden_states", config.output_hidden_states),
+                              ("return_dict", config.use_return_dict)):
+            if kwargs.get(name) is None:
+                kwargs[name] = bool(default)
+        kwargs["training"] = False
+        signature = tuple(sorted((k, _signature_of(v)) for k, v in kwargs.items()))
+        if signature not in self._eager_signatures:
+            self._eager_signatures.add(signature)
+            return call(self, **kwargs)
+        self._check_call_inputs(kwargs)  # ValueErrors naming the bad id, as op by op
+        if self._inference_graph is None:
+            self._inference_graph = _InferenceGraph(self, call)
+        return self._inference_graph(**kwargs)
+
+    # === Weights ===
+    def named_weights(self) -> dict[str, Any]:
+        """Every variable by its weight-table Keras name (see `keras_weights`)."""
+        return keras_weights(self)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The weights as numpy arrays under their PyTorch names, in PyTorch layout (tied ones left out)."""
+        variables = self.named_weights()
+        state = {}
+        for spec in weight_specs(self.config, self._architecture()):
+            if spec.keras_name is not None:
+                value = variables[spec.keras_name].numpy()
+                state[spec.torch_name] = value.T if spec.transpose else value
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any], context: str = "") -> StateDictMatch:
+        """Copy a PyTorch-named checkpoint (arrays in PyTorch layout) into the model through the weight table.
+
+        A base-model or other-head checkpoint is accepted as transformers does: encoder weights must
+        all fit (else `WeightMismatchError` lists what is missing, unexpected or mis-shaped); head
+        weights left at their initialisation, or belonging to another head, give a warning.
+        """
+        architecture = self._architecture()
+        specs = weight_specs(self.config, architecture)
+        match = match_state_dict(specs, state, self.config, architecture)
+        match.raise_for_errors(context)
+        where = f" from {context}" if context else ""
+        if match.fresh_head:
+            warnings.warn(
+                f"{architecture}{where}: these head weights are not in the checkpoint and were freshly "
+                f"initialised (train the model before using it): {', '.join(match.fresh_head)}",
+                stacklevel=3,
+            )
+        if match.unused_head:
+            warnings.warn(
+                f"{architecture}{where}: these checkpoint weights belong to another head and were not "
+                f"used: {', '.join(match.unused_head)}",
+                stacklevel=3,
+            )
+        variables = self.named_weights()
+        by_torch = {spec.torch_name: spec for spec in specs}
+        for name, value in match.tensors.items():
+            spec = by_torch[name]
+            if spec.keras_name is None:
+                continue  # tied: the output layer reads the word embeddings
+            value = np.asarray(value)
+            variables[spec.keras_name].assign(value.T if spec.transpose else value)
+        return match
+
+    def load_weights(self, filepath: Any, *args: Any, **kwargs: Any) -> Any:
+        """Keras' `load_weights(file)`; given a mapping instead, `load_state_dict(mapping)` (the
+        PyTorch stack's `load_weights`)."""
+        if isinstance(filepath, Mapping):
+            return self.load_state_dict(filepath, *args, **kwargs)
+        return super().load_weights(filepath, *args, **kwargs)
+
+    def _architecture(self) -> str:
+        if self.architecture is None:
+            raise TypeError(f"{type(self).__name__} is abstract: use TFXLMModel or one of the head models")
+        return self.architecture
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        config: XLMConfig | None = None,
+        *,
+        dtype: Any = None,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        token: Any = None,
+        **kwargs: Any,
+    ) -> "TFXLMPreTrainedModel":
+        """Load a model from a directory (or Hub repository) written by us or by transformers.
+
+        Reads config.json (unless `config` is given; `kwargs` override its fields, e.g.
+        `num_labels=3`) and model.safetensors, pytorch_model.bin, tf_model.h5 or their shards.
+        `dtype` is the Keras dtype policy (e.g. "mixed_float16").
+        """
+        from xlm import checkpoint
+
+        if cls.architecture is None:
+            raise TypeError(f"{cls.__name__} is abstract: use TFXLMModel or one of the head models")
+        hub_kwargs = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
+        hub_kwargs = {k: v for k, v in hub_kwargs.items() if v not in (None, False)}
+        directory = checkpoint.resolve_pretrained_dir(name_or_path, **hub_kwargs)
+        if config is None:
+            config = XLMConfig.from_pretrained(directory, **kwargs)
+        else:
+            config = copy.deepcopy(config)
+            for key, value in kwargs.items():
+                setattr(config, key, value)
+            config.validate()
+        model = cls(config, dtype=dtype)
+        state = checkpoint.load_state_dict(directory, config, cls.architecture)
+        model.load_state_dict(state, context=os.fspath(name_or_path))
+        return model
+
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        safe_serialization: bool = False,
+        max_shard_size: int | str | None = None,
+    ) -> list[str]:
+        """Write config.json and tf_model.h5 (transformers' TF layout, which its TFXLM classes read);
+        with `safe_serialization`, also model.safetensors (PyTorch names). Sharded above
+        `max_shard_size`. Returns the files written."""
+        from xlm import checkpoint
+
+        architecture = self._architecture()
+        state = self.state_dict()
+        config = copy.deepcopy(self.config)
+        config.architectures = [architecture]
+        formats = ["h5"] + (["safetensors"] if safe_serialization else [])
+        files = []
+        for fmt in formats:
+            files += checkpoint.save_state_dict(
+                state, save_directory, config, architecture, format=fmt, max_shard_size=max_shard_size
+            )
+        return [config.save_pretrained(save_directory), *files]
+
+    # === Keras training hooks ===
+    def _labels_into_inputs(self, data: Any) -> Any:
+        """With no compiled loss, move `y` into the inputs as the model's label arguments."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None or self._compile_loss is not None or not self.label_names:
+            return data
+        x = dict(x) if isinstance(x, Mapping) else {"input_ids": x}
+        if isinstance(y, Mapping):
+            x.update(y)
+        elif isinstance(y, (list, tuple)):
+            x.update(zip(self.label_names, y))
+        else:
+            x[self.label_names[0]] = y
+        return keras.utils.pack_x_y_sample_weight(x, None, sample_weight)
+
+    def train_step(self, data: Any) -> Any:
+        return super().train_step(self._labels_into_inputs(data))
+
+    def test_step(self, data: Any) -> Any:
+        return super().test_step(self._labels_into_inputs(data))
+
+    def predict_step(self, data: Any) -> Any:
+        outputs = super().predict_step(data)
+        # keras.tree treats our output classes as leaves: hand predict() a plain dict to stack.
+        return dict(outputs) if isinstance(outputs, ModelOutput) else outputs
+
+    @staticmethod
+    def _prediction(outputs: Any) -> Any:
+        """What a compiled Keras loss or metric sees: the outputs without loss, hidden states and attentions."""
+        if not isinstance(outputs, ModelOutput):
+            return outputs
+        values = [v for k, v in outputs.items() if k not in ("loss", "hidden_states", "attentions")]
+        return values[0] if len(values) == 1 else tuple(values)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):  # noqa: D102
+        if self._compile_loss is None and isinstance(y_pred, ModelOutput):
+            loss = y_pred.get("loss")
+            if loss is None:
+                raise ValueError(
+                    f"{type(self).__name__} computed no loss: give the labels ({', '.join(self.label_names)}) "
+                    "in the inputs or as y, or compile(loss=...)"
+                )
+            for extra in self.losses:
+                loss = loss + ops.cast(ops.sum(extra), loss.dtype)
+            # As Keras does for its own losses: divide by the replica count under tf.distribute
+            # (the replicas' gradients are summed).
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            return loss / replicas if replicas > 1 else loss
+        return super().compute_loss(x, y, self._prediction(y_pred), sample_weight, training=training)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):  # noqa: D102
+        return super().compute_metrics(x, y, self._prediction(y_pred), sample_weight=sample_weight)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class TFXLMModel(TFXLMPreTrainedModel):
+    """The XLM Transformer encoder: returns the final hidden states (batch, seq, emb_dim).
+
+    Args:
+        config: the model's `XLMConfig`.
+        **kwargs: Keras model arguments (name, dtype).
+
+    Example:
+        >>> from xlm import XLMConfig
+        >>> from xlm.tf_backend import TFXLMModel
+        >>> model = TFXLMModel(XLMConfig(vocab_size=100, emb_dim=32, n_layers=2, n_heads=4))
+        >>> model(np.array([[0, 20, 30, 1]])).last_hidden_state.shape
+        TensorShape([1, 4, 32])
+    """
+
+    architecture = "XLMModel"
+
+    def __init__(self, config: XLMConfig, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        self.transformer = TFXLMMainLayer(config, name="transformer", dtype=self.dtype_policy)
+        self.build()
+
+    def build(self, input_shape: Any = None) -> None:
+        if self.built:
+            return
+        self.transformer.build()
+
+    @unpack_inputs
+    def call(
+        self,
+        input_ids: Any = None,
+        attention_mask: Any = None,
+        langs: Any = None,
+        token_type_ids: Any = None,
+        position_ids: Any = None,
+        lengths: Any = None,
+        cache: TFXLMCache | None = None,
+        head_mask: Any = None,
+        inputs_embeds: Any = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        training: bool = False,
+    ) -> BaseModelOutput | tuple:
+        """Encode a batch (see `TFXLMMainLayer.call` for the arguments)."""
+        return self.transformer(
+            input_ids=input_ids, attention_mask=attention_mask, langs=langs, token_type_ids=token_type_ids,
+            position_ids=position_ids, lengths=lengths, cache=cache, head_mask=head_mask,
+            inputs_embeds=inputs_embeds, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states, return_dict=return_dict, training=training,
+        )
