@@ -8,6 +8,7 @@ work. Models return `out.to_tuple()` when called with `return_dict=False`.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -16,7 +17,17 @@ class ModelOutput(OrderedDict):
     """Base class: a dataclass whose non-None fields are also ordered dict entries."""
 
     def __post_init__(self) -> None:
-        for f in fields(self):
+        class_fields = fields(self)
+        pairs = _as_pairs(getattr(self, class_fields[0].name))
+        if pairs is not None and all(getattr(self, f.name) is None for f in class_fields[1:]):
+            # Built from (key, value) pairs, as tf.nest / tf.function rebuild mappings.
+            names = {f.name for f in class_fields}
+            super().__setattr__(class_fields[0].name, None)
+            for key, value in pairs:
+                if key not in names:
+                    raise TypeError(f"{type(self).__name__} has no field {key!r}; its fields: {sorted(names)}")
+                super().__setattr__(key, value)
+        for f in class_fields:
             value = getattr(self, f.name)
             if value is not None:
                 super().__setitem__(f.name, value)
@@ -41,6 +52,19 @@ class ModelOutput(OrderedDict):
     def to_tuple(self) -> tuple[Any, ...]:
         """The non-None fields, in declaration order."""
         return tuple(self[k] for k in self.keys())
+
+
+def _as_pairs(value: Any) -> list[tuple[str, Any]] | None:
+    """The (key, value) pairs a mapping, a generator or a list of pairs holds; None for a plain value."""
+    if isinstance(value, Mapping):
+        return list(value.items())
+    if isinstance(value, Iterator):
+        return list(value)
+    if isinstance(value, list) and value and all(
+        isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) for item in value
+    ):
+        return value
+    return None
 
 
 @dataclass(eq=False)

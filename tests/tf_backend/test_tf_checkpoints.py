@@ -129,3 +129,18 @@ def test_transformers_tf_and_ours_agree_on_causal_models(tmp_path):
     theirs({k: tf.constant(v) for k, v in inputs.items()})
     load_into_hf_tf(theirs, ours.state_dict(), config, "XLMWithLMHeadModel")
     assert_same_outputs(ours(inputs), theirs({k: tf.constant(v) for k, v in inputs.items()}))
+
+
+def test_safetensors_load_without_torch(tmp_path, monkeypatch):
+    import sys
+
+    config = tiny_config()
+    model = TFXLMWithLMHeadModel(config)
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    os.remove(tmp_path / "tf_model.h5")  # only model.safetensors left
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails
+    with pytest.raises(ImportError):
+        import torch  # noqa: F401
+    loaded = TFXLMWithLMHeadModel.from_pretrained(tmp_path)
+    inputs = arch_inputs(config, "XLMWithLMHeadModel")
+    assert_same_outputs(loaded(inputs), model(inputs), atol=0)

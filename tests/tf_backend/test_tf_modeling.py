@@ -251,3 +251,40 @@ def test_predict_returns_arrays():
     inputs.pop("lengths")
     out = model.predict(inputs, batch_size=2, verbose=0)
     assert out["start_top_index"].shape == (3, config.start_n_top) and out["cls_logits"].shape == (3,)
+
+
+def test_functional_api():
+    config = tiny_config()
+    model = MODEL_CLASSES["XLMForSequenceClassification"](config)
+    ids = keras.Input(shape=(None,), dtype="int32", name="input_ids")
+    out = model(ids, output_hidden_states=True)
+    assert list(out.keys()) == ["logits", "hidden_states"]
+    wrapped = keras.Model(ids, keras.layers.Activation("softmax")(out.logits))
+    inputs = make_inputs(config, pad=False)["input_ids"]
+    expected = tf.nn.softmax(model(inputs).logits)
+    np.testing.assert_allclose(np.asarray(wrapped(inputs)), np.asarray(expected), atol=1e-6)
+
+
+def test_a_tf_function_can_return_the_outputs(lm):
+    """tf.function rebuilds mappings from (key, value) pairs; our output classes accept them."""
+    config, model = lm
+    inputs = make_inputs(config)
+    step = tf.function(lambda x: model(x, output_hidden_states=True))
+    out = step({k: tf.constant(v) for k, v in inputs.items()})
+    assert type(out).__name__ == "MaskedLMOutput" and list(out.keys()) == ["logits", "hidden_states"]
+    expected = model(inputs, output_hidden_states=True)
+    np.testing.assert_allclose(np.asarray(out.logits), np.asarray(expected.logits), atol=1e-5)
+
+
+def test_lora_dense_layers_take_keras_own_path():
+    config = tiny_config()
+    model = TFXLMModel(config)
+    inputs = make_inputs(config, pad=False)["input_ids"]
+    before = np.asarray(model(inputs).last_hidden_state)
+    attention = model.transformer.attentions[0]
+    attention.q_lin.enable_lora(2)
+    # LoRA's B starts at zero: the outputs are unchanged until it is trained ...
+    np.testing.assert_allclose(np.asarray(model(inputs).last_hidden_state), before, atol=1e-6)
+    attention.q_lin.lora_kernel_b.assign(np.ones(attention.q_lin.lora_kernel_b.shape, "float32"))
+    # ... and then they move, which they would not if our matmul ignored the adapters
+    assert np.abs(np.asarray(model(inputs).last_hidden_state) - before).max() > 1e-3

@@ -95,10 +95,11 @@ def test_matches_transformers_tensorflow(variant, architecture):
     model = MODEL_CLASSES[architecture](config)
     state = model.state_dict()
     reference = hf_tf_model(config, architecture, state)
-    for mode in PADDING_MODES:
-        if not hf_tf_supports(config, architecture, mode) or (architecture == "XLMForMultipleChoice" and mode == "lengths"):
-            continue
+    # padding from a mask (lengths for causal models, whose mask transformers' TF rejects) and from pad tokens
+    masked = "lengths" if config.causal else "attention_mask"
+    for mode in (masked, "pad_index"):
         inputs = arch_inputs(config, architecture, mode)
+        assert hf_tf_supports(config, architecture, mode)
         ours = to_numpy(model(inputs, **FLAGS))
         expected = to_numpy(reference({k: tf.constant(v) for k, v in inputs.items()}, **FLAGS))
         assert_close(compare(ours, expected, padded=True), f"{variant}/{architecture}/{mode} vs transformers TF")
@@ -113,7 +114,9 @@ def test_the_eager_and_the_graph_path_agree():
     assert model._inference_graph is None
     second = to_numpy(model(inputs, **FLAGS))  # traced
     assert model._inference_graph is not None
-    assert_close(compare(first, second, padded=True), "graph vs op by op", tol=1e-6)
+    # Grappler fuses and reorders some float ops in the graph: last-bit differences (one ulp of
+    # a log-probability near 10 is 9.5e-7), so the project's float32 bound, not a tighter one.
+    assert_close(compare(first, second, padded=True), "graph vs op by op")
     model.graph_inference = False
     third = to_numpy(model(inputs, **FLAGS))
     assert_close(compare(first, third, padded=True), "op by op again", tol=0.0)

@@ -26,6 +26,7 @@ keras = require("keras")
 ops = keras.ops
 
 from xlm.tf_backend.layers import (  # noqa: E402
+    TFXLMDropout,
     TFXLMPredLayer,
     TFXLMSequenceSummary,
     TFXLMSQuADHead,
@@ -300,7 +301,7 @@ class TFXLMForTokenClassification(TFXLMPreTrainedModel):
         super().__init__(config, **kwargs)
         self.num_labels = config.num_labels
         self.transformer = TFXLMMainLayer(config, name="transformer", dtype=self.dtype_policy)
-        self.dropout = keras.layers.Dropout(config.dropout, dtype=self.dtype_policy)
+        self.dropout = TFXLMDropout(config.dropout, dtype=self.dtype_policy)
         self.classifier = dense(config.num_labels, config.init_std, "classifier", self.dtype_policy)
         self.build()
 

@@ -34,6 +34,7 @@ keras = require("keras")
 ops = keras.ops
 
 from xlm.tf_backend.layers import (  # noqa: E402
+    TFXLMDropout,
     TFXLMEmbedding,
     TFXLMMultiHeadAttention,
     TFXLMTransformerFFN,
@@ -102,6 +103,8 @@ def check_inputs(
     side (and [] returned); while tracing a graph, shapes known at trace time are checked the same
     way and the rest becomes tf.debugging assertions, returned for the lookups to depend on
     (TensorFlow's embedding lookup on GPU returns zeros for out-of-range ids instead of failing).
+    XLA ignores assertions, so a jit-compiled graph gets only the trace-time checks; the models'
+    eager calls are checked before they enter any graph.
     """
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("pass exactly one of input_ids and inputs_embeds")
@@ -144,8 +147,10 @@ def check_inputs(
                 )
         return []
 
-    # Graph: what the trace knows is checked now, the rest when the graph runs.
+    # Graph: what the trace knows is checked now, the rest when the graph runs (XLA ignores
+    # assertions, and computing them only slows the compiled step: skipped there).
     assertions = []
+    xla = _in_xla_compilation()
     dynamic_shape = tf.shape(reference)[:2]
     for name, value in others.items():
         if value is None:
@@ -153,22 +158,24 @@ def check_inputs(
         static = _static_shape(value)
         if static is not None and None not in shape:
             check_same_shape(reference_name, shape, **{name: static})
-        else:
+        elif not xla:
             assertions.append(tf.debugging.assert_equal(
                 tf.shape(value), dynamic_shape, message=f"{name} must have the shape of {reference_name}"
             ))
-    if lengths is not None:
+    if lengths is not None and not xla:
         assertions.append(tf.debugging.assert_equal(
             tf.shape(lengths), dynamic_shape[:1], message=f"lengths must have the batch size of {reference_name}"
         ))
     if position_ids is None:
         if shape[1] is not None:
             check_sequence_length(shape[1], config.max_position_embeddings)
-        else:
+        elif not xla:
             assertions.append(tf.debugging.assert_less_equal(
                 dynamic_shape[1], config.max_position_embeddings,
                 message=sequence_length_message(config.max_position_embeddings),
             ))
+    if xla:
+        return []
     for name, values, limit, limit_name in ids:
         message = id_range_message(name, limit, limit_name)
         values = tf.cast(values, tf.int64)
@@ -180,6 +187,15 @@ def check_inputs(
         assertions.append(tf.debugging.assert_non_negative(values, message=message))
         assertions.append(tf.debugging.assert_less_equal(values, dynamic_shape[1], message=message))
     return [a for a in assertions if a is not None]
+
+
+def _in_xla_compilation() -> bool:
+    """Whether the graph being traced is compiled by XLA (tf.function(jit_compile=True))."""
+    try:
+        from tensorflow.python.ops import control_flow_util
+    except ImportError:  # pragma: no cover - private module moved
+        return False
+    return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
 
 
 def _check_past(past: int, slen: int) -> None:
@@ -244,7 +260,7 @@ class TFXLMMainLayer(keras.layers.Layer):
             name="embeddings", dtype=policy,
         )
         self.layer_norm_emb = layer_norm(config.layer_norm_eps, "layer_norm_emb", policy)
-        self.dropout = keras.layers.Dropout(config.dropout, dtype=policy)
+        self.dropout = TFXLMDropout(config.dropout, dtype=policy)
 
         # === Transformer layers ===
         eps = config.layer_norm_eps
@@ -450,6 +466,37 @@ def keras_weights(layer: Any) -> dict[str, Any]:
 
 
 # --- the model base class -----------------------------------------------------------------------
+
+
+def _register_outputs_with_keras() -> None:
+    """Make the output classes nested structures for Keras (functional models, predict, metrics),
+    as tf.nest made them for tf-keras: flattened to their non-None fields in order."""
+    import dataclasses
+
+    from xlm import outputs as output_module
+
+    try:
+        import optree
+    except ImportError:  # Keras then runs on dm-tree, which treats mappings as structures already
+        return
+
+    def flatten(output: ModelOutput) -> tuple:
+        keys = tuple(output.keys())
+        return tuple(output[k] for k in keys), keys, keys
+
+    for value in vars(output_module).values():
+        if isinstance(value, type) and issubclass(value, ModelOutput) and value is not ModelOutput:
+            if dataclasses.is_dataclass(value):
+                try:
+                    optree.register_pytree_node(
+                        value, flatten, lambda keys, children, cls=value: cls(**dict(zip(keys, children))),
+                        namespace="keras",
+                    )
+                except ValueError:  # already registered (module reloaded)
+                    pass
+
+
+_register_outputs_with_keras()
 
 _CHECKED_INPUTS = (
     "input_ids", "attention_mask", "langs", "token_type_ids", "position_ids", "lengths", "inputs_embeds",
@@ -718,7 +765,7 @@ class TFXLMPreTrainedModel(keras.Model):
 
     def predict_step(self, data: Any) -> Any:
         outputs = super().predict_step(data)
-        # keras.tree treats our output classes as leaves: hand predict() a plain dict to stack.
+        # tf.function cannot return our output classes (it rebuilds mappings from a generator): a dict
         return dict(outputs) if isinstance(outputs, ModelOutput) else outputs
 
     @staticmethod
