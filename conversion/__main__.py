@@ -20,8 +20,10 @@ DESCRIPTION = """\
 Convert XLM checkpoints between PyTorch and Keras (and from the original facebookresearch/XLM
 format), losslessly, and cross-check that both frameworks compute the same thing.
 
-With no command, converts the small bundled model from PyTorch to Keras in a temporary directory,
-runs the parity check on it and prints the report.
+With no command, runs the small bundled model (trained on English / French / German LibreOffice
+help) on masked sentences in both frameworks and checks that they predict the same top tokens, then
+converts it from PyTorch to Keras in a temporary directory, runs the parity check on it and prints
+the report.
 """
 
 EPILOG = """\
@@ -114,9 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     _parity_options(parity, check_flag=False)
     _common(parity)
 
-    demo = commands.add_parser("demo", help="what running with no command does: convert the bundled model and check it",
-                               description="Convert the bundled default model PyTorch -> Keras into a temporary "
-                                           "directory (or --keep DIR) and run the parity check.")
+    demo = commands.add_parser("demo", help="what running with no command does: fill-mask in both frameworks, "
+                                            "then convert the bundled model and check it",
+                               description="Fill masked en / fr / de sentences with the bundled model in PyTorch and "
+                                           "in Keras (same top-k tokens required), then convert it PyTorch -> Keras "
+                                           "into a temporary directory (or --keep DIR) and run the parity check.")
     demo.add_argument("--keep", metavar="DIR", help="write the Keras directory here instead of a temporary one")
     _parity_options(demo, check_flag=False)
     _common(demo)
@@ -169,13 +173,18 @@ def _from_original(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from conversion.convert import convert_checkpoint
+    from conversion.fill_mask_demo import compare_fill_mask
 
     print(f"bundled model: {DEFAULT_MODEL}")
+    fill_mask = compare_fill_mask(DEFAULT_MODEL, atol=args.atol)
+    print(fill_mask.table())
+    print()
     with tempfile.TemporaryDirectory(prefix="xlm-convert-") as tmp:
         output = args.keep or os.path.join(tmp, "default_model_keras")
         result = convert_checkpoint(DEFAULT_MODEL, output, to="keras", quiet=args.quiet, force=bool(args.keep))
         print(result.summary())
-        return _parity(DEFAULT_MODEL, output, args, result.architecture)
+        status = _parity(DEFAULT_MODEL, output, args, result.architecture)
+    return status if fill_mask.passed else EXIT_PARITY_FAILED
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:

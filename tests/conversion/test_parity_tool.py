@@ -18,14 +18,29 @@ from xlm.weights import ARCHITECTURES
 from xlm_testing import tiny_config
 
 
-def test_bundled_model_is_small_and_complete():
+def test_bundled_model_is_small_complete_and_trained():
     names = sorted(os.listdir(DEFAULT_MODEL))
-    for required in ("config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer_config.json"):
+    for required in ("config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer_config.json",
+                     "README.md", "loss_curve.png", "training_args.json", "training_log.jsonl"):
         assert required in names
     size = sum(os.path.getsize(os.path.join(DEFAULT_MODEL, n)) for n in names)
-    assert 100_000 < size < 1_000_000
+    assert size <= 10 * 2**20
     config = XLMConfig.from_pretrained(DEFAULT_MODEL)
     assert config.architectures == ["XLMWithLMHeadModel"] and config.lang2id == {"de": 0, "en": 1, "fr": 2}
+    assert 2 <= config.n_layers <= 4 and 128 <= config.emb_dim <= 256 and 7000 < config.vocab_size < 9000
+    with open(os.path.join(DEFAULT_MODEL, "training_args.json"), encoding="utf-8") as f:
+        trained = json.load(f)
+    # the model card's claim: held-out masked-token accuracy clearly above the unigram baseline
+    assert trained["eval_accuracy"] > 2 * trained["unigram_baseline_accuracy"] > 0
+    card = open(os.path.join(DEFAULT_MODEL, "README.md"), encoding="utf-8").read()
+    assert f"{trained['eval_accuracy']:.1%}" in card and f"{trained['unigram_baseline_accuracy']:.1%}" in card
+
+
+def test_the_demo_sentences_have_one_mask_each_in_every_language():
+    from conversion.fill_mask_demo import DEMO_SENTENCES
+
+    assert {lang for lang, _ in DEMO_SENTENCES} == {"de", "en", "fr"}
+    assert all(text.count("<mask>") == 1 for _, text in DEMO_SENTENCES)
 
 
 def test_sample_inputs_use_languages_pairs_and_padding():
@@ -44,21 +59,46 @@ def test_sample_inputs_use_languages_pairs_and_padding():
     assert (ids != unk).all()
 
 
-def test_demo_converts_and_passes(tmp_path, capsys):
+def test_demo_fills_masks_in_both_frameworks_converts_and_passes(tmp_path, capsys):
+    from conversion.fill_mask_demo import DEMO_SENTENCES
+
     code = main(["--quiet", "demo", "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")])
     out = capsys.readouterr().out
     assert code == 0, out
+    assert out.count("Keras: same tokens, same order") == len(DEMO_SENTENCES)
+    assert "fill-mask top-k PASSED" in out
     assert "from safetensors to h5" in out and "PASSED" in out
-    for name in ("hidden_states.0", "hidden_states.2", "attentions.1", "logits"):
+    n_layers = XLMConfig.from_pretrained(DEFAULT_MODEL).n_layers
+    expected = {f"hidden_states.{i}" for i in range(n_layers + 1)} | {f"attentions.{i}" for i in range(n_layers)}
+    expected.add("logits")
+    for name in expected:
         assert name in out
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["passed"] is True and report["requested_device"] == "cpu"
     assert report["precision"]["tf tensor_float_32_execution"] is False
     by_name = {d["name"]: d for d in report["diffs"]}
-    assert set(by_name) == {"hidden_states.0", "hidden_states.1", "hidden_states.2", "attentions.0",
-                            "attentions.1", "logits"}
+    assert set(by_name) == expected
     assert all(0 < d["max_abs"] < 1e-5 for d in by_name.values())  # honest float32 noise, not zero
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fill_mask_comparison_catches_different_predictions(monkeypatch):
+    """The demo fails when the Keras side predicts other tokens (here: its LM bias is scrambled)."""
+    from conversion import fill_mask_demo
+    from xlm.tf_backend import TFXLMWithLMHeadModel
+
+    original = TFXLMWithLMHeadModel.from_pretrained.__func__
+
+    def scrambled(cls, *args, **kwargs):
+        model = original(cls, *args, **kwargs)
+        bias = model.pred_layer.bias
+        bias.assign(np.random.default_rng(0).normal(0, 10, bias.shape).astype("float32"))
+        return model
+
+    monkeypatch.setattr(TFXLMWithLMHeadModel, "from_pretrained", classmethod(scrambled))
+    comparison = fill_mask_demo.compare_fill_mask(DEFAULT_MODEL, fill_mask_demo.DEMO_SENTENCES[:3])
+    assert not comparison.passed and len(comparison.mismatches) == 3
+    assert "FAILED (3 of 3 sentences)" in comparison.table()
 
 
 def test_a_wrong_weight_fails_parity_with_status_1(tmp_path, capsys):
@@ -69,9 +109,11 @@ def test_a_wrong_weight_fails_parity_with_status_1(tmp_path, capsys):
     save_state_dict(state, tmp_path / "keras", config, "XLMWithLMHeadModel", format="h5")
     code = main(["parity", DEFAULT_MODEL, str(tmp_path / "keras"), "--json", str(tmp_path / "r.json")])
     out = capsys.readouterr().out
-    assert code == 1 and "FAILED (2 of 6 tensors)" in out
-    failed = {d["name"] for d in json.loads((tmp_path / "r.json").read_text())["diffs"] if not d["passed"]}
-    assert failed == {"hidden_states.2", "logits"}  # layer 2's output and what follows; the rest pass
+    assert code == 1 and "FAILED (" in out
+    diffs = {d["name"]: d["passed"] for d in json.loads((tmp_path / "r.json").read_text())["diffs"]}
+    # layer 1's output and the logits are off; everything before layer 1's second LayerNorm is not
+    assert not diffs["hidden_states.2"] and not diffs["logits"]
+    assert diffs["hidden_states.0"] and diffs["hidden_states.1"] and diffs["attentions.0"] and diffs["attentions.1"]
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
