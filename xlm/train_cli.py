@@ -76,6 +76,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=0, help="checkpoint every N steps (default: at the end)")
     parser.add_argument("--tensorboard-dir", default=None, help="Keras only: TensorBoard logs")
     parser.add_argument("--bf16", action="store_true", help="PyTorch only: bfloat16 autocast")
+    parser.add_argument("--xla", action="store_true",
+                        help="Keras only: compile the training step with XLA (faster on CPU for fixed-size "
+                             "batches such as MLM / CLM streams; every new batch width compiles again)")
     parser.add_argument("--accumulation-steps", type=int, default=1, help="PyTorch only: gradient accumulation micro-steps")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
@@ -153,8 +156,8 @@ def _train(args: argparse.Namespace, model: Any, batches: Any, log_file: str, le
         progress=not args.quiet,
     )
     if args.framework == "torch":
-        if args.tensorboard_dir:
-            raise CliError("--tensorboard-dir is for --framework keras")
+        if args.tensorboard_dir or args.xla:
+            raise CliError("--tensorboard-dir and --xla are for --framework keras")
         from xlm.torch_backend.training import train
 
         return train(model, batches, args.steps, accumulation_steps=args.accumulation_steps, bf16=args.bf16, **common)
@@ -162,7 +165,7 @@ def _train(args: argparse.Namespace, model: Any, batches: Any, log_file: str, le
         raise CliError("--bf16 and --accumulation-steps are for --framework torch (Keras: set a mixed_bfloat16 policy)")
     from xlm.tf_backend.training import train
 
-    return train(model, batches, args.steps, tensorboard_dir=args.tensorboard_dir, **common)
+    return train(model, batches, args.steps, tensorboard_dir=args.tensorboard_dir, jit_compile=args.xla, **common)
 
 
 def _seed(framework: str, seed: int) -> None:
