@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -76,7 +77,7 @@ def model_card(config: dict, args: dict, log: list[dict], weights_bytes: int) ->
     from xlm.weights import weight_specs
 
     n_params = sum(
-        int(__import__("math").prod(spec.shape))
+        math.prod(spec.shape)
         for spec in weight_specs(XLMConfig.from_dict(config), "XLMWithLMHeadModel")
         if spec.tied_to is None
     )
