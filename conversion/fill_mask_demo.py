@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 # Three segments of held-out LibreOffice help pages (text/sbasic/shared/03090400.html and
 # text/sbasic/guide/insert_control.html, which the bundled model never saw in training: see its
-# model card) in each of its languages, one word masked, chosen before the model was trained.
+# model card) in each of its languages, one word masked, chosen before its predictions were seen.
 DEMO_SENTENCES: tuple[tuple[str, str], ...] = (
     ("en", "A function usually returns data as a <mask>."),
     ("fr", "Une fonction renvoie généralement des données en <mask>."),
