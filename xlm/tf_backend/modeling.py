@@ -190,7 +190,11 @@ def check_inputs(
 
 
 def _in_xla_compilation() -> bool:
-    """Whether the graph being traced is compiled by XLA (tf.function(jit_compile=True))."""
+    """Whether the graph being traced sits in an XLA compilation context.
+
+    This sees XLA contexts only: a graph traced for `tf.function(jit_compile=True)` (Keras'
+    `jit_compile=True` too) is not detected, and keeps its assertions, which XLA then drops.
+    """
     try:
         from tensorflow.python.ops import control_flow_util
     except ImportError:  # pragma: no cover - private module moved
