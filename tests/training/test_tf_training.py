@@ -147,6 +147,38 @@ def test_dataset_layout():
     assert "labels" in merged
 
 
+def test_dataset_gives_variable_widths_in_step_order_on_every_iteration():
+    """mlm+tlm batches differ in width; a second iterator over the dataset (a Keras epoch, a
+    restart) starts again at `start`, and `counts` records every produced step."""
+    batches = lm_batches(lm_config())
+    widths = {batches[s]["input_ids"].shape[1] for s in range(1, 9)}
+    assert len(widths) > 1, widths  # otherwise this test shows nothing about variable widths
+    counts = {}
+    dataset = make_dataset(batches, steps=9, start=1, counts=counts)
+    for _ in range(2):
+        produced = list(dataset)
+        assert len(produced) == 8
+        for step, (inputs, labels) in enumerate(produced, start=1):
+            np.testing.assert_array_equal(inputs["input_ids"].numpy(), batches[step]["input_ids"])
+            np.testing.assert_array_equal(labels.numpy(), batches[step]["labels"])
+    assert sorted(counts) == list(range(1, 9))
+    assert counts[3] == (int(batches[3]["attention_mask"].sum()), int((batches[3]["labels"] != -100).sum()))
+
+
+def test_dataset_says_when_the_batches_run_out():
+    class TwoBatches:  # an iterable that is not a sequence: read from its start every time
+        def __init__(self, batches):
+            self.batches = batches
+
+        def __iter__(self):
+            return iter(self.batches)
+
+    batches = lm_batches(lm_config())
+    dataset = make_dataset(TwoBatches([batches[0], batches[1]]), steps=3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="the batches ran out at step 2 of 3"):
+        list(dataset)
+
+
 def test_mirrored_strategy_two_devices_match_one_device(tmp_path):
     """Two logical CPU devices, each with half of every global batch, follow the single-device
     loss trajectory (logical devices must be set before TensorFlow starts: a subprocess)."""

@@ -210,12 +210,6 @@ def _logits_of(output: Any) -> Any:
 
 
 # --- data ---------------------------------------------------------------------------------------
-def _signature(example: Mapping[str, Any], dtype: tf.DType, labels_in_inputs: bool):
-    inputs = {k: tf.TensorSpec((None,) * np.ndim(v), dtype) for k, v in example.items() if k != "labels" or labels_in_inputs}
-    labels = tf.TensorSpec((None,) * np.ndim(example["labels"]), dtype)
-    return inputs if labels_in_inputs else (inputs, labels)
-
-
 class _StepCounts(dict):
     """Step -> (tokens, targets) of the global batches the pipeline produced (read by StepMetrics)."""
 
@@ -225,12 +219,75 @@ class _StepCounts(dict):
         self[step] = (tokens, count_targets(batch))
 
 
-def _split(batch: Mapping[str, Any], dtype: np.dtype, labels_in_inputs: bool):
-    cast = {k: np.asarray(v).astype(dtype, copy=False) for k, v in batch.items()}
+def _arrange(batch: dict[str, Any], labels_in_inputs: bool):
+    """`(inputs, labels)`, or the one dict when the labels stay in the inputs."""
     if labels_in_inputs:
-        return cast
-    labels = cast.pop("labels")
-    return cast, labels
+        return batch
+    labels = batch.pop("labels")
+    return batch, labels
+
+
+def _split(batch: Mapping[str, Any], dtype: np.dtype, labels_in_inputs: bool):
+    return _arrange({k: np.asarray(v).astype(dtype, copy=False) for k, v in batch.items()}, labels_in_inputs)
+
+
+class _GlobalBatches:
+    """The global batch of any step, read from a batch source in step order (and from the asked
+    step again when a new iterator over the dataset starts elsewhere); keeps the latest batch for
+    the replicas that share it."""
+
+    def __init__(self, batches: Iterable[Mapping[str, Any]], steps: int, counts: dict | None) -> None:
+        self._batches, self._steps, self._counts = batches, steps, counts
+        self._iterator: Any = None
+        self._next = -1
+        self._latest: tuple[int, Mapping[str, Any]] | None = None
+
+    def __call__(self, step: int) -> Mapping[str, Any]:
+        if self._latest is not None and self._latest[0] == step:
+            return self._latest[1]
+        if step != self._next:
+            self._iterator = batches_from(self._batches, step)
+        try:
+            batch = next(self._iterator)
+        except StopIteration:
+            raise ValueError(f"the batches ran out at step {step} of {self._steps}: give one batch per step") from None
+        self._next = step + 1
+        self._latest = (step, batch)
+        if self._counts is not None:
+            _StepCounts.record(self._counts, step, batch)
+        return batch
+
+
+def _step_dataset(
+    first: Mapping[str, Any],
+    indices: tf.data.Dataset,
+    element: Any,
+    dtype: str,
+    labels_in_inputs: bool,
+) -> tf.data.Dataset:
+    """Map each index of `indices` to `element(index)` (a batch of numpy arrays with `first`'s keys).
+
+    A `numpy_function` in a sequential map: `Dataset.from_generator` with an `output_signature`
+    runs its generator through an eager `py_function`, which made every non-XLA `model.fit` step
+    on CPU about 1.3 s slower (BENCHMARKS.md, "Pretraining throughput").
+    """
+    keys = list(first)
+    ranks = [np.ndim(first[k]) for k in keys]
+    np_dtype = np.dtype(dtype)
+
+    def produce(index: np.ndarray) -> list[np.ndarray]:
+        batch = element(int(index))
+        if sorted(batch) != sorted(keys):
+            raise ValueError(f"batch {int(index)} has the keys {sorted(batch)}, the first batch {sorted(keys)}")
+        return [np.asarray(batch[k]).astype(np_dtype, copy=False) for k in keys]
+
+    def to_element(index: tf.Tensor):
+        values = tf.numpy_function(produce, [index], [tf.as_dtype(dtype)] * len(keys), stateful=True)
+        for value, rank in zip(values, ranks):
+            value.set_shape((None,) * rank)
+        return _arrange(dict(zip(keys, values)), labels_in_inputs)
+
+    return indices.map(to_element)
 
 
 def make_dataset(
@@ -248,17 +305,8 @@ def make_dataset(
     `counts`, when given, receives step -> (tokens, targets) of each batch produced.
     """
     first = next(batches_from(batches, start))
-    np_dtype = np.dtype(dtype)
-
-    def generate():
-        data = batches_from(batches, start)
-        for step in range(start, steps):
-            batch = next(data)
-            if counts is not None:
-                _StepCounts.record(counts, step, batch)
-            yield _split(batch, np_dtype, labels_in_inputs)
-
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=_signature(first, tf.as_dtype(dtype), labels_in_inputs))
+    source = _GlobalBatches(batches, steps, counts)
+    dataset = _step_dataset(first, tf.data.Dataset.range(start, steps), source, dtype, labels_in_inputs)
     return dataset.prefetch(2)
 
 
@@ -274,24 +322,19 @@ def make_distributed_dataset(
     """`make_dataset` for several replicas: every input pipeline (one per worker) builds the same
     global batches and yields, for each step, the row slices of its own replicas in replica order."""
     first = next(batches_from(batches, start))
-    np_dtype = np.dtype(dtype)
     replicas = strategy.num_replicas_in_sync
-    signature = _signature(first, tf.as_dtype(dtype), labels_in_inputs)
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
         local = replicas // context.num_input_pipelines
         first_replica = context.input_pipeline_id * local
+        source = _GlobalBatches(batches, steps, counts if context.input_pipeline_id == 0 else None)
 
-        def generate():
-            data = batches_from(batches, start)
-            for step in range(start, steps):
-                batch = next(data)
-                if counts is not None and context.input_pipeline_id == 0:
-                    _StepCounts.record(counts, step, batch)
-                for r in range(first_replica, first_replica + local):
-                    yield _split(shard_batch(batch, r, replicas), np_dtype, labels_in_inputs)
+        def replica_slice(index: int) -> Mapping[str, Any]:
+            step, replica = divmod(index, local)
+            return shard_batch(source(step), first_replica + replica, replicas)
 
-        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        indices = tf.data.Dataset.range(start * local, steps * local)
+        dataset = _step_dataset(first, indices, replica_slice, dtype, labels_in_inputs)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         return dataset.with_options(options).prefetch(2 * local)
