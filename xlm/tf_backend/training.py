@@ -269,7 +269,8 @@ def _step_dataset(
 
     A `numpy_function` in a sequential map: `Dataset.from_generator` with an `output_signature`
     runs its generator through an eager `py_function`, which made every non-XLA `model.fit` step
-    on CPU about 1.3 s slower (BENCHMARKS.md, "Pretraining throughput").
+    on CPU about 1 s slower (3.9 s against 2.9 s a step on the benchmark config; BENCHMARKS.md,
+    "Pretraining throughput").
     """
     keys = list(first)
     ranks = [np.ndim(first[k]) for k in keys]
