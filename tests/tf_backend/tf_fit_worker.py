@@ -39,6 +39,7 @@ def mirrored() -> dict:
     inputs = make_inputs(config, batch=16, seq_len=8, seed=3)
     inputs.pop("lengths")
     labels = (inputs["input_ids"][:, 0] % 2).astype(np.int64)
+    keras.utils.set_random_seed(0)
     state = TFXLMForSequenceClassification(config).state_dict()
     result = {}
     for name, devices in (("one", ["/cpu:0"]), ("two", ["/cpu:0", "/cpu:1"])):
@@ -46,9 +47,11 @@ def mirrored() -> dict:
         with strategy.scope():
             model = TFXLMForSequenceClassification(config)
             model.load_state_dict(state)
-            model.compile(optimizer=keras.optimizers.SGD(0.1))  # the model's own loss; y becomes `labels`
+            # the model's own loss; y becomes `labels`. At 0.1 the loss of an unlucky initialisation
+            # could rise over three epochs; at 0.05 it falls every epoch for every seed tried (0-7).
+            model.compile(optimizer=keras.optimizers.SGD(0.05))
         dataset = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(8)  # global batches of 8
-        result[name] = model.fit(dataset, epochs=3, verbose=0).history["loss"]
+        result[name] = model.fit(dataset, epochs=5, verbose=0).history["loss"]
         result[name + "_replicas"] = strategy.num_replicas_in_sync
     return result
 
