@@ -276,6 +276,37 @@ def test_a_tf_function_can_return_the_outputs(lm):
     np.testing.assert_allclose(np.asarray(out.logits), np.asarray(expected.logits), atol=1e-5)
 
 
+@pytest.mark.parametrize("logits_used", [False, True])
+@pytest.mark.parametrize("labelled", [0.15, 1.0, 0.0])
+def test_lm_loss_and_gradients_equal_eagerly_in_a_graph_and_under_xla(labelled, logits_used):
+    """In a graph the LM loss projects the labelled rows on their own (XLA and eager calls take the
+    full logits): loss and gradients must not change. No label at all: a NaN loss, as PyTorch, with
+    zero gradients, not NaN ones."""
+    config = tiny_config("default", dropout=0.0, attention_dropout=0.0)
+    keras.utils.set_random_seed(0)
+    model = TFXLMWithLMHeadModel(config)
+    inputs = make_inputs(config, seed=3)
+    labels = inputs["input_ids"].copy()
+    labels[np.random.default_rng(0).random(labels.shape) >= labelled] = -100
+
+    def step():
+        with tf.GradientTape() as tape:
+            out = model(inputs, labels=labels)
+            total = out.loss + (tf.reduce_mean(tf.square(out.logits)) if logits_used else 0.0)
+        return out.loss, [tf.convert_to_tensor(g) for g in tape.gradient(total, model.trainable_variables)]
+
+    eager_loss, eager_grads = step()
+    assert all(np.isfinite(g).all() for g in eager_grads)
+    if not labelled:
+        assert np.isnan(eager_loss)
+        assert logits_used or not any(np.any(g) for g in eager_grads)
+    for jit_compile in (False, True):
+        loss, grads = tf.function(step, jit_compile=jit_compile)()
+        np.testing.assert_allclose(loss, eager_loss, atol=1e-6)
+        for grad, eager_grad in zip(grads, eager_grads):
+            np.testing.assert_allclose(grad, eager_grad, atol=1e-6)  # two gradient paths summed in another order
+
+
 def test_lora_dense_layers_take_keras_own_path():
     config = tiny_config()
     model = TFXLMModel(config)

@@ -7,7 +7,7 @@ import torch
 from torch_parity import TOLERANCE, assert_outputs_close, max_diff, model_pair, torch_inputs
 
 import xlm.torch_backend as ours
-from xlm.torch_backend.layers import lm_cross_entropy
+from xlm.torch_backend.layers import XLMPredLayer, lm_cross_entropy
 from xlm_testing import CONFIG_VARIANTS, tiny_config
 
 
@@ -85,6 +85,36 @@ def test_lm_cross_entropy_equals_torch():
     for bad in (50, -5):
         with pytest.raises(RuntimeError, match="out of bounds"):
             lm_cross_entropy(logits, torch.full((2, 7), bad))
+
+
+@pytest.mark.parametrize("logits_used", [False, True])
+@pytest.mark.parametrize("labelled", [0.15, 1.0, 0.0])
+def test_lm_head_loss_equals_linear_then_cross_entropy(labelled, logits_used):
+    """The LM head's fused loss (backward through the labelled rows only) gives F.linear +
+    F.cross_entropy's loss and gradients, with a second loss on the logits or without."""
+    config = tiny_config("default")
+    torch.manual_seed(0)
+    layer = XLMPredLayer(config)
+    hidden = torch.randn(3, 11, config.emb_dim, requires_grad=True)
+    labels = torch.randint(0, config.vocab_size, (3, 11))
+    labels[torch.rand(3, 11) >= labelled] = -100
+    inputs = (hidden, layer.proj.weight, layer.proj.bias)
+
+    def total(logits, loss):
+        return loss + (logits.square().mean() if logits_used else 0.0)
+
+    logits = torch.nn.functional.linear(hidden, layer.proj.weight, layer.proj.bias)
+    expected = torch.nn.functional.cross_entropy(logits.view(-1, config.vocab_size), labels.view(-1))
+    expected_grads = torch.autograd.grad(total(logits, expected), inputs)
+    actual_logits, actual = layer(hidden, labels)
+    actual_grads = torch.autograd.grad(total(actual_logits, actual), inputs)
+    assert torch.equal(actual_logits, logits)
+    if labelled:
+        assert abs(expected.item() - actual.item()) <= 1e-6
+    else:
+        assert torch.isnan(expected) and torch.isnan(actual)
+    for expected_grad, actual_grad in zip(expected_grads, actual_grads):
+        assert max_diff(expected_grad, actual_grad) <= 1e-6  # the two gradients are summed in another order
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])

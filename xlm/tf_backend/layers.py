@@ -100,9 +100,16 @@ def cross_entropy(logits: Any, labels: Any, ignore_index: int | None = -100) -> 
     keep = ops.not_equal(labels, ignore_index)
     safe_labels = ops.where(keep, labels, ops.zeros_like(labels))
     losses = ops.sparse_categorical_crossentropy(safe_labels, logits, from_logits=True)
+    return mean_over_kept(losses, keep)
+
+
+def mean_over_kept(values: Any, keep: Any) -> Any:
+    """The mean of `values` where `keep`; as PyTorch's losses, NaN when nothing is kept, but then with
+    a zero gradient, not a NaN one (a batch with no label must not wreck the weights)."""
     keep = ops.cast(keep, "float32")
-    # As PyTorch: the mean over kept labels (NaN when every label is ignored).
-    return ops.sum(losses * keep) / ops.sum(keep)
+    count = ops.sum(keep)
+    mean = ops.sum(values * keep) / ops.maximum(count, 1.0)
+    return mean + ops.stop_gradient(ops.where(count > 0, 0.0, float("nan")))
 
 
 def nll_of_log_probs(log_probs: Any, labels: Any, ignore_index: int = -100) -> Any:
@@ -112,8 +119,7 @@ def nll_of_log_probs(log_probs: Any, labels: Any, ignore_index: int = -100) -> A
     keep = ops.not_equal(labels, ignore_index)
     safe_labels = ops.where(keep, labels, ops.zeros_like(labels))
     picked = ops.take_along_axis(log_probs, safe_labels[:, None], axis=1)[:, 0]
-    keep = ops.cast(keep, "float32")
-    return -ops.sum(picked * keep) / ops.sum(keep)
+    return -mean_over_kept(picked, keep)
 
 
 def lm_cross_entropy(logits: Any, labels: Any) -> Any:
@@ -128,6 +134,16 @@ def lm_cross_entropy(logits: Any, labels: Any) -> Any:
         if bad.size:
             raise ValueError(f"labels contains id {bad.flat[0]}, outside [0, {vocab}) and not -100 (ignored)")
     return cross_entropy(logits, labels)
+
+
+def in_xla_compilation() -> bool:
+    """Whether the graph being traced is compiled by XLA (`jit_compile=True`)."""
+    try:
+        from tensorflow.python.framework import ops as tf_ops
+        from tensorflow.python.ops import control_flow_util
+    except ImportError:  # TensorFlow moved these private modules: answer yes, the path that works everywhere
+        return True
+    return bool(control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph()))
 
 
 # --- embeddings ---------------------------------------------------------------------------------
@@ -382,9 +398,20 @@ class TFXLMPredLayer(keras.layers.Layer):
             logits = self.log_prob(hidden_states)
             loss = nll_of_log_probs(logits, labels) if labels is not None else None
             return logits, loss
-        logits = self._tied.layer.linear(hidden_states) + ops.cast(self.bias, hidden_states.dtype)
-        loss = lm_cross_entropy(logits, labels) if labels is not None else None
-        return logits, loss
+        bias = ops.cast(self.bias, hidden_states.dtype)
+        logits = self._tied.layer.linear(hidden_states) + bias
+        if labels is None:
+            return logits, None
+        if tf.executing_eagerly() or in_xla_compilation():  # XLA would pad the labelled rows below to all rows
+            return logits, lm_cross_entropy(logits, labels)
+        # In a graph, the loss projects the labelled rows again, on their own. When nothing reads the
+        # logits (model.fit without metrics), TensorFlow prunes the full projection, and with masked-LM
+        # labels (15 % of the tokens) the head's softmax and gradient products shrink to 15 %.
+        labels = tf.reshape(labels, (-1,))
+        rows = tf.where(labels != -100)[:, 0]
+        picked = tf.gather(tf.reshape(hidden_states, (-1, self.dim)), rows)
+        picked_logits = self._tied.layer.linear(picked) + bias
+        return logits, cross_entropy(picked_logits, tf.gather(labels, rows), ignore_index=None)
 
 
 # --- classification heads -----------------------------------------------------------------------

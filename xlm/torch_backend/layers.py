@@ -137,6 +137,69 @@ class _LMCrossEntropy(torch.autograd.Function):
         return grad, None
 
 
+class _LinearCrossEntropy(torch.autograd.Function):
+    """logits = x @ weightᵀ + bias for every row, and the mean cross entropy of the rows whose label is
+    not -100 (equal to `F.linear` then `F.cross_entropy`).
+
+    The loss's backward runs on the labelled rows alone. With masked-LM labels (15 % of the tokens)
+    it skips 85 % of the softmax and of the two (tokens × vocabulary × dim) gradient products, which
+    autograd would spend on zero gradients. A gradient that reaches the returned logits (another loss
+    on them) is added in full.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, labels: torch.Tensor):
+        logits = F.linear(x, weight, bias)
+        rows = (labels != -100).nonzero().squeeze(1)
+        if len(rows) == len(labels):
+            picked, targets = logits, labels
+        else:
+            picked, targets = logits.index_select(0, rows), labels.index_select(0, rows)
+        log_probs = torch.log_softmax(picked, dim=-1)
+        # no labelled row: 0 / 0, NaN, as F.cross_entropy gives
+        loss = -log_probs.gather(1, targets[:, None]).sum() / len(rows)  # a label outside [0, vocab) fails here
+        ctx.save_for_backward(x, weight, rows, targets, log_probs)
+        ctx.set_materialize_grads(False)  # unused logits: no zero-filled (tokens × vocabulary) gradient
+        return logits, loss
+
+    @staticmethod
+    def backward(ctx, grad_logits: torch.Tensor | None, grad_loss: torch.Tensor | None):
+        x, weight, rows, targets, log_probs = ctx.saved_tensors
+        needs_x, needs_weight, needs_bias = ctx.needs_input_grad[:3]
+        grad_x = grad_weight = grad_bias = None
+        if grad_logits is not None:
+            grad_x = grad_logits @ weight if needs_x else None
+            grad_weight = grad_logits.t() @ x if needs_weight else None
+            grad_bias = grad_logits.sum(0) if needs_bias else None
+        if grad_loss is None:
+            return grad_x, grad_weight, grad_bias, None
+        if len(rows) == 0:  # nothing labelled: zero gradients (not None), as F.cross_entropy gives
+            if needs_x and grad_x is None:
+                grad_x = torch.zeros_like(x)
+            if needs_weight and grad_weight is None:
+                grad_weight = torch.zeros_like(weight)
+            if needs_bias and grad_bias is None:
+                grad_bias = weight.new_zeros(weight.shape[0])
+            return grad_x, grad_weight, grad_bias, None
+        grad = log_probs.exp_()  # softmax, in the saved buffer (a second backward would raise)
+        grad.scatter_add_(1, targets[:, None], torch.full_like(grad[:, :1], -1.0))
+        grad.mul_(grad_loss / len(rows))
+        every_row = len(rows) == len(x)
+        if needs_x:
+            part = grad @ weight
+            if every_row:
+                grad_x = part if grad_x is None else grad_x.add_(part)
+            else:
+                grad_x = (torch.zeros_like(x) if grad_x is None else grad_x).index_add_(0, rows, part)
+        if needs_weight:
+            part = grad.t() @ (x if every_row else x.index_select(0, rows))
+            grad_weight = part if grad_weight is None else grad_weight.add_(part)
+        if needs_bias:
+            part = grad.sum(0)
+            grad_bias = part if grad_bias is None else grad_bias.add_(part)
+        return grad_x, grad_weight, grad_bias, None
+
+
 def lm_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross entropy of (..., vocab) logits against (...) labels, -100 ignored (not shifted)."""
     vocab = logits.shape[-1]
@@ -168,13 +231,26 @@ class XLMPredLayer(nn.Module):
         else:
             self.proj = nn.Linear(config.emb_dim, config.vocab_size)
 
+    def _fused_loss(self, flat: torch.Tensor) -> bool:
+        # the fused backward is measured on CPU only; autocast would mix dtypes inside it
+        return (
+            flat.device.type == "cpu"
+            and not torch.compiler.is_compiling()
+            and not torch.is_autocast_enabled("cpu")
+            and flat.dtype == self.proj.weight.dtype
+        )
+
     def forward(
         self, hidden_states: torch.Tensor, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return (logits, loss); loss is None without labels."""
         flat = hidden_states.reshape(-1, hidden_states.shape[-1])
         if not self.asm:
-            logits = self.proj(flat).view(*hidden_states.shape[:-1], self.vocab_size)
+            shape = (*hidden_states.shape[:-1], self.vocab_size)
+            if labels is not None and self._fused_loss(flat):
+                logits, loss = _LinearCrossEntropy.apply(flat, self.proj.weight, self.proj.bias, labels.reshape(-1))
+                return logits.view(shape), loss
+            logits = self.proj(flat).view(shape)
             loss = lm_cross_entropy(logits, labels) if labels is not None else None
             return logits, loss
         logits = self.proj.log_prob(flat).view(*hidden_states.shape[:-1], self.vocab_size)
