@@ -7,7 +7,7 @@ import torch
 from torch_parity import TOLERANCE, assert_outputs_close, max_diff, model_pair, torch_inputs
 
 import xlm.torch_backend as ours
-from xlm.torch_backend.layers import XLMPredLayer, lm_cross_entropy
+from xlm.torch_backend.layers import VOCABULARY_BLOCK, XLMPredLayer, lm_cross_entropy, project_to_vocabulary
 from xlm_testing import CONFIG_VARIANTS, tiny_config
 
 
@@ -85,6 +85,40 @@ def test_lm_cross_entropy_equals_torch():
     for bad in (50, -5):
         with pytest.raises(RuntimeError, match="out of bounds"):
             lm_cross_entropy(logits, torch.full((2, 7), bad))
+
+
+@pytest.mark.parametrize("rows", [1, 16, 300])
+def test_blocked_vocabulary_projection_is_f_linear_bit_for_bit(rows):
+    generator = torch.Generator().manual_seed(0)
+    n_words = 2 * VOCABULARY_BLOCK + 123  # blocked: more than two blocks, the last one partial
+    weight = (torch.randn(n_words, 32, generator=generator) * 0.1).requires_grad_()
+    bias = torch.randn(n_words, generator=generator).requires_grad_()
+    x = torch.randn(rows, 32, generator=generator).requires_grad_()
+    expected = torch.nn.functional.linear(x, weight, bias)
+    actual = project_to_vocabulary(x, weight, bias)
+    assert torch.equal(actual, expected)
+    assert torch.equal(project_to_vocabulary(x, weight, None), torch.nn.functional.linear(x, weight))
+    upstream = torch.randn(expected.shape, generator=generator)
+    exact = torch.nn.functional.linear(*(t.double() for t in (x, weight, bias)))
+    # x's gradient is summed block by block: as close to the float64 gradient as F.linear's
+    for exact_grad, expected_grad, actual_grad in zip(
+        torch.autograd.grad(exact, (x, weight, bias), upstream.double()),
+        torch.autograd.grad(expected, (x, weight, bias), upstream),
+        torch.autograd.grad(actual, (x, weight, bias), upstream),
+    ):
+        assert max_diff(actual_grad.double(), exact_grad) <= 2 * max_diff(expected_grad.double(), exact_grad) + 1e-9
+
+
+def test_a_hooked_lm_projection_runs_its_own_forward():
+    """LoRA or quantisation wrappers hook or replace pred_layer.proj: the head must call it."""
+    config = tiny_config("default")
+    layer = XLMPredLayer(config)
+    calls = []
+    layer.proj.register_forward_hook(lambda module, inputs, output: calls.append(output.shape))
+    hidden = torch.randn(2, 5, config.emb_dim)
+    layer(hidden)
+    layer(hidden, torch.randint(0, config.vocab_size, (2, 5)))
+    assert calls == [(10, config.vocab_size)] * 2
 
 
 @pytest.mark.parametrize("logits_used", [False, True])
