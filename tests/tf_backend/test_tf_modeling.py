@@ -307,6 +307,30 @@ def test_lm_loss_and_gradients_equal_eagerly_in_a_graph_and_under_xla(labelled, 
             np.testing.assert_allclose(grad, eager_grad, atol=1e-6)  # two gradient paths summed in another order
 
 
+@pytest.mark.parametrize("variant", ["default", "asm"])
+def test_return_logits_false_gives_the_same_loss_and_gradients(variant):
+    config = tiny_config(variant, dropout=0.0, attention_dropout=0.0)
+    keras.utils.set_random_seed(0)
+    model = TFXLMWithLMHeadModel(config)
+    inputs = make_inputs(config, seed=3)
+    labels = inputs["input_ids"].copy()
+    labels[np.random.default_rng(1).random(labels.shape) >= 0.3] = -100
+
+    def step(return_logits):
+        with tf.GradientTape() as tape:
+            out = model(inputs, labels=labels, return_logits=return_logits)
+        assert (out.logits is not None) == return_logits
+        return out.loss, [tf.convert_to_tensor(g) for g in tape.gradient(out.loss, model.trainable_variables)]
+
+    full_loss, full_grads = step(True)
+    for alone_loss, alone_grads in (step(False), tf.function(lambda: step(False))()):
+        np.testing.assert_allclose(alone_loss, full_loss, atol=1e-6)
+        for alone, full in zip(alone_grads, full_grads):
+            np.testing.assert_allclose(alone, full, atol=1e-6)
+    with pytest.raises(ValueError, match="return_logits=False needs labels"):
+        model(inputs, return_logits=False)
+
+
 def test_lora_dense_layers_take_keras_own_path():
     config = tiny_config()
     model = TFXLMModel(config)

@@ -87,6 +87,29 @@ def test_lm_cross_entropy_equals_torch():
             lm_cross_entropy(logits, torch.full((2, 7), bad))
 
 
+@pytest.mark.parametrize("variant", ["default", "asm"])
+def test_return_logits_false_gives_the_same_loss_and_gradients(variant):
+    config = tiny_config(variant, dropout=0.0, attention_dropout=0.0)
+    torch.manual_seed(0)
+    model = ours.XLMWithLMHeadModel(config).train()
+    kwargs = kwargs_for(config, "attention_mask")
+    labels = kwargs["input_ids"].clone()
+    labels[torch.rand(labels.shape, generator=torch.Generator().manual_seed(1)) >= 0.3] = -100
+    losses, grads = [], []
+    for return_logits in (True, False):
+        output = model(**kwargs, labels=labels, return_logits=return_logits)
+        assert (output.logits is not None) == return_logits
+        losses.append(output.loss)
+        grads.append(torch.autograd.grad(output.loss, list(model.parameters()), allow_unused=True))
+    assert abs(losses[0].item() - losses[1].item()) <= 1e-6
+    for full, alone in zip(*grads):
+        assert (full is None) == (alone is None)
+        assert full is None or max_diff(full, alone) <= 1e-6
+    assert model(**kwargs, labels=labels, return_logits=False, return_dict=False)[0] == output.loss
+    with pytest.raises(ValueError, match="return_logits=False needs labels"):
+        model(**kwargs, return_logits=False)
+
+
 @pytest.mark.parametrize("rows", [1, 16, 300])
 def test_blocked_vocabulary_projection_is_f_linear_bit_for_bit(rows):
     generator = torch.Generator().manual_seed(0)

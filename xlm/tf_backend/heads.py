@@ -95,15 +95,20 @@ class TFXLMWithLMHeadModel(TFXLMPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         training: bool = False,
+        return_logits: bool = True,
     ) -> MaskedLMOutput | tuple:
-        """Scores over the vocabulary (batch, seq, vocab); the mean cross entropy with `labels` (batch, seq)."""
+        """Scores over the vocabulary (batch, seq, vocab); the mean cross entropy with `labels` (batch, seq).
+
+        `return_logits=False` (not in transformers) returns the loss alone, projecting only the
+        labelled positions (as the PyTorch twin).
+        """
         encoded = self.transformer(
             input_ids=input_ids, attention_mask=attention_mask, langs=langs, token_type_ids=token_type_ids,
             position_ids=position_ids, lengths=lengths, cache=cache, head_mask=head_mask,
             inputs_embeds=inputs_embeds, output_attentions=output_attentions,
             output_hidden_states=output_hidden_states, return_dict=True, training=training,
         )
-        logits, loss = self.pred_layer(encoded.last_hidden_state, labels)
+        logits, loss = self.pred_layer(encoded.last_hidden_state, labels, return_logits=return_logits)
         output = MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=encoded.hidden_states, attentions=encoded.attentions
         )

@@ -127,13 +127,17 @@ def lm_cross_entropy(logits: Any, labels: Any) -> Any:
 
     Eagerly, a label outside [0, vocab) other than -100 is a ValueError (as in the PyTorch stack).
     """
-    vocab = logits.shape[-1]
+    check_lm_labels(labels, logits.shape[-1])
+    return cross_entropy(logits, labels)
+
+
+def check_lm_labels(labels: Any, vocab: int) -> None:
+    """Eagerly, a ValueError for a label outside [0, vocab) other than -100 (as in the PyTorch stack)."""
     if tf.executing_eagerly():
         values = np.asarray(labels)
         bad = values[((values < 0) & (values != -100)) | (values >= vocab)]
         if bad.size:
             raise ValueError(f"labels contains id {bad.flat[0]}, outside [0, {vocab}) and not -100 (ignored)")
-    return cross_entropy(logits, labels)
 
 
 def in_xla_compilation() -> bool:
@@ -392,26 +396,38 @@ class TFXLMPredLayer(keras.layers.Layer):
             parts.append(cluster_logprob + head_logprob[:, cluster_index : cluster_index + 1])
         return ops.reshape(ops.concatenate(parts, axis=-1), tuple(shape[:-1]) + (self.n_words,))
 
-    def call(self, hidden_states: Any, labels: Any = None) -> tuple[Any, Any]:
-        """Return (logits, loss); loss is None without labels."""
+    def call(self, hidden_states: Any, labels: Any = None, return_logits: bool = True) -> tuple[Any, Any]:
+        """Return (logits, loss); loss is None without labels, logits None with `return_logits=False`
+        (the loss alone, computed on the labelled positions only)."""
+        if not return_logits and labels is None:
+            raise ValueError("return_logits=False needs labels: the loss is all it returns")
         if self.asm:
+            if not return_logits:
+                picked, targets = self._labelled_rows(hidden_states, labels)
+                return None, nll_of_log_probs(self.log_prob(picked), targets)
             logits = self.log_prob(hidden_states)
             loss = nll_of_log_probs(logits, labels) if labels is not None else None
             return logits, loss
         bias = ops.cast(self.bias, hidden_states.dtype)
-        logits = self._tied.layer.linear(hidden_states) + bias
+        logits = self._tied.layer.linear(hidden_states) + bias if return_logits else None
         if labels is None:
             return logits, None
-        if tf.executing_eagerly() or in_xla_compilation():  # XLA would pad the labelled rows below to all rows
+        if return_logits and (tf.executing_eagerly() or in_xla_compilation()):
+            # eagerly the logits exist already; XLA would pad the labelled rows below to all rows
             return logits, lm_cross_entropy(logits, labels)
         # In a graph, the loss projects the labelled rows again, on their own. When nothing reads the
         # logits (model.fit without metrics), TensorFlow prunes the full projection, and with masked-LM
         # labels (15 % of the tokens) the head's softmax and gradient products shrink to 15 %.
+        check_lm_labels(labels, self.n_words)
+        picked, targets = self._labelled_rows(hidden_states, labels)
+        picked_logits = self._tied.layer.linear(picked) + bias
+        return logits, cross_entropy(picked_logits, targets, ignore_index=None)
+
+    def _labelled_rows(self, hidden_states: Any, labels: Any) -> tuple[Any, Any]:
+        """The hidden states (rows, dim) and labels (rows,) of the positions whose label is not -100."""
         labels = tf.reshape(labels, (-1,))
         rows = tf.where(labels != -100)[:, 0]
-        picked = tf.gather(tf.reshape(hidden_states, (-1, self.dim)), rows)
-        picked_logits = self._tied.layer.linear(picked) + bias
-        return logits, cross_entropy(picked_logits, tf.gather(labels, rows), ignore_index=None)
+        return tf.gather(tf.reshape(hidden_states, (-1, self.dim)), rows), tf.gather(labels, rows)
 
 
 # --- classification heads -----------------------------------------------------------------------

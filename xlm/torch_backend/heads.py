@@ -57,13 +57,18 @@ class XLMWithLMHeadModel(XLMPreTrainedModel, XLMGenerationMixin):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        return_logits: bool = True,
     ) -> MaskedLMOutput | tuple:
-        """Scores over the vocabulary (batch, seq, vocab); the mean cross entropy with `labels` (batch, seq)."""
+        """Scores over the vocabulary (batch, seq, vocab); the mean cross entropy with `labels` (batch, seq).
+
+        `return_logits=False` (not in transformers) returns the loss alone, projecting only the
+        labelled positions: a training step that reads nothing else skips the full-vocabulary logits.
+        """
         encoded = self.transformer(
             input_ids, attention_mask, langs, token_type_ids, position_ids, lengths, cache, head_mask,
             inputs_embeds, output_attentions, output_hidden_states, return_dict=True,
         )
-        logits, loss = self.pred_layer(encoded.last_hidden_state, labels)
+        logits, loss = self.pred_layer(encoded.last_hidden_state, labels, return_logits)
         output = MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=encoded.hidden_states, attentions=encoded.attentions
         )

@@ -257,6 +257,11 @@ class XLMPredLayer(nn.Module):
         proj = self.proj
         return type(proj) is nn.Linear and not (proj._forward_hooks or proj._forward_pre_hooks)
 
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        if self._plain_linear() and not torch.is_autocast_enabled(x.device.type):
+            return project_to_vocabulary(x, self.proj.weight, self.proj.bias)
+        return self.proj(x)
+
     def _fused_loss(self, flat: torch.Tensor) -> bool:
         # the fused backward is measured on CPU only; autocast would mix dtypes inside it
         return (
@@ -268,19 +273,26 @@ class XLMPredLayer(nn.Module):
         )
 
     def forward(
-        self, hidden_states: torch.Tensor, labels: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Return (logits, loss); loss is None without labels."""
+        self, hidden_states: torch.Tensor, labels: torch.Tensor | None = None, return_logits: bool = True
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Return (logits, loss); loss is None without labels, logits None with `return_logits=False`
+        (the loss alone, computed on the labelled positions only)."""
         flat = hidden_states.reshape(-1, hidden_states.shape[-1])
+        if not return_logits:
+            if labels is None:
+                raise ValueError("return_logits=False needs labels: the loss is all it returns")
+            labels = labels.reshape(-1)
+            rows = (labels != -100).nonzero().squeeze(1)
+            picked, targets = flat.index_select(0, rows), labels.index_select(0, rows)
+            if self.asm:
+                return None, self.proj(picked, targets).loss
+            return None, lm_cross_entropy(self._project(picked), targets)
         if not self.asm:
             shape = (*hidden_states.shape[:-1], self.vocab_size)
             if labels is not None and self._fused_loss(flat):
                 logits, loss = _LinearCrossEntropy.apply(flat, self.proj.weight, self.proj.bias, labels.reshape(-1))
                 return logits.view(shape), loss
-            if self._plain_linear() and not torch.is_autocast_enabled(flat.device.type):
-                logits = project_to_vocabulary(flat, self.proj.weight, self.proj.bias).view(shape)
-            else:
-                logits = self.proj(flat).view(shape)
+            logits = self._project(flat).view(shape)
             loss = lm_cross_entropy(logits, labels) if labels is not None else None
             return logits, loss
         logits = self.proj.log_prob(flat).view(*hidden_states.shape[:-1], self.vocab_size)

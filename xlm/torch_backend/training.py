@@ -54,6 +54,7 @@ import numpy as np
 import torch
 
 from xlm._io import atomic_directory
+from xlm.torch_backend.heads import XLMWithLMHeadModel
 from xlm.training_data import TrainingResult, batches_from, count_targets, shard_batch, warmup_linear_decay
 
 __all__ = ["TrainingResult", "train", "evaluate", "linear_schedule", "make_optimizer", "latest_checkpoint", "load_checkpoint"]
@@ -262,6 +263,8 @@ def train(
         torch.autocast(device_type=device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     )
 
+    # the loop reads only the loss: the LM head then projects the labelled positions alone
+    loss_only = {"return_logits": False} if isinstance(model, XLMWithLMHeadModel) else {}
     result = TrainingResult(step=start)
     bar = None
     if progress and rank == 0 and start < steps:
@@ -290,7 +293,7 @@ def train(
                 sync = contextlib.nullcontext() if last_micro or module is model else module.no_sync()
                 with sync:
                     with autocast:
-                        output = module(**inputs)
+                        output = module(**inputs, **loss_only)
                     if n > 0:
                         # DDP averages gradients over ranks, hence the factor `world`.
                         weighted = output.loss.float() * (n * world / max(total, 1))
