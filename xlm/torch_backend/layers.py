@@ -281,9 +281,7 @@ class XLMPredLayer(nn.Module):
         if not return_logits:
             if labels is None:
                 raise ValueError("return_logits=False needs labels: the loss is all it returns")
-            labels = labels.reshape(-1)
-            rows = (labels != -100).nonzero().squeeze(1)
-            picked, targets = flat.index_select(0, rows), labels.index_select(0, rows)
+            picked, targets = self._labelled_rows(flat, labels)
             if self.asm:
                 return None, self.proj(picked, targets).loss
             return None, lm_cross_entropy(self._project(picked), targets)
@@ -296,12 +294,15 @@ class XLMPredLayer(nn.Module):
             loss = lm_cross_entropy(logits, labels) if labels is not None else None
             return logits, loss
         logits = self.proj.log_prob(flat).view(*hidden_states.shape[:-1], self.vocab_size)
-        loss = None
-        if labels is not None:
-            flat_labels = labels.reshape(-1)
-            keep = flat_labels != -100
-            loss = self.proj(flat[keep], flat_labels[keep]).loss
+        loss = self.proj(*self._labelled_rows(flat, labels)).loss if labels is not None else None
         return logits, loss
+
+    @staticmethod
+    def _labelled_rows(flat: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The hidden states (rows, dim) and labels (rows,) of the positions whose label is not -100."""
+        labels = labels.reshape(-1)
+        rows = (labels != -100).nonzero().squeeze(1)
+        return flat.index_select(0, rows), labels.index_select(0, rows)
 
 
 class XLMSequenceSummary(nn.Module):
