@@ -6,8 +6,10 @@ pairs of single calls with the order flipped every pair (medians):
 
 - the model call, ours and transformers' (as `bench/bench_torch.py`'s latency case);
 - the 36 products alone with `F.linear` (what both models run, through MKL);
-- the same 36 products through oneDNN with weights packed ahead of time (the fastest float32 kernel
-  found in torch 2.13 for 16 rows; `torch.ops.mkl._mkl_linear` with MKL-packed weights was slower);
+- the same 36 products through oneDNN with weights packed ahead of time, and as 24 products with each
+  layer's q, k and v weights packed as one (the fastest float32 kernel found in torch 2.13 for 16 rows;
+  `torch.ops.mkl._mkl_linear` with MKL-packed weights was slower);
+- the 36 products computed transposed, `addmm(b, W, xᵀ)`: MKL takes another kernel for that shape;
 - `weight.sum()` over the 36 weight matrices: reading the 75.5 MB once, the memory floor.
 
     python bench/bench_latency_floor.py
@@ -54,6 +56,13 @@ def main() -> None:
     weights = [(m.weight.detach(), m.bias.detach()) for m in linears]
     inputs = {w.shape[1]: torch.randn(TOKENS, w.shape[1]) for w, _ in weights}
     packed = [torch.ops.mkldnn._reorder_linear_weight(w, TOKENS) for w, _ in weights]
+    fused = []  # per layer: q|k|v as one product, then out_lin, lin1, lin2
+    for attention, ffn in zip(mine_model.attentions, mine_model.ffns):
+        qkv = [attention.q_lin, attention.k_lin, attention.v_lin]
+        w, b = torch.cat([m.weight for m in qkv]).detach(), torch.cat([m.bias for m in qkv]).detach()
+        for w, b in [(w, b)] + [(m.weight.detach(), m.bias.detach()) for m in (attention.out_lin, ffn.lin1, ffn.lin2)]:
+            fused.append((torch.ops.mkldnn._reorder_linear_weight(w, TOKENS), b, w.shape[1]))
+    columns = [(w, b[:, None]) for w, b in weights]
     megabytes = sum(w.numel() for w, _ in weights) * 4 / 1e6
 
     def products() -> None:
@@ -64,6 +73,14 @@ def main() -> None:
         for (w, b), p in zip(weights, packed):
             torch.ops.mkldnn._linear_pointwise(inputs[w.shape[1]], p, b, "none", [], "")
 
+    def onednn_fused_qkv() -> None:
+        for p, b, n_in in fused:
+            torch.ops.mkldnn._linear_pointwise(inputs[n_in], p, b, "none", [], "")
+
+    def transposed() -> None:
+        for w, b in columns:
+            torch.addmm(b, w, inputs[w.shape[1]].t())
+
     def reads() -> None:
         for w, _ in weights:
             w.sum()
@@ -71,6 +88,8 @@ def main() -> None:
     with torch.inference_mode():
         result = timed({"model call, ours": ours, "model call, transformers": theirs,
                         "36 products, F.linear (MKL)": products, "36 products, oneDNN prepacked": onednn,
+                        "24 products, oneDNN, qkv fused": onednn_fused_qkv,
+                        "36 products, addmm(b, W, xT) (MKL)": transposed,
                         "read the weights once (sum)": reads}, rounds=200)
     print(f"torch {torch.__version__}, 2 threads, {len(weights)} weight matrices, {megabytes:.1f} MB, {TOKENS} tokens")
     for name, seconds in result.items():
