@@ -59,9 +59,10 @@ def main() -> None:
     fused = []  # per layer: q|k|v as one product, then out_lin, lin1, lin2
     for attention, ffn in zip(mine_model.attentions, mine_model.ffns):
         qkv = [attention.q_lin, attention.k_lin, attention.v_lin]
-        w, b = torch.cat([m.weight for m in qkv]).detach(), torch.cat([m.bias for m in qkv]).detach()
-        for w, b in [(w, b)] + [(m.weight.detach(), m.bias.detach()) for m in (attention.out_lin, ffn.lin1, ffn.lin2)]:
-            fused.append((torch.ops.mkldnn._reorder_linear_weight(w, TOKENS), b, w.shape[1]))
+        layer = [(torch.cat([m.weight for m in qkv]), torch.cat([m.bias for m in qkv]))]
+        layer += [(m.weight, m.bias) for m in (attention.out_lin, ffn.lin1, ffn.lin2)]
+        for w, b in layer:
+            fused.append((torch.ops.mkldnn._reorder_linear_weight(w.detach(), TOKENS), b.detach(), w.shape[1]))
     columns = [(w, b[:, None]) for w, b in weights]
     megabytes = sum(w.numel() for w, _ in weights) * 4 / 1e6
 
