@@ -26,6 +26,7 @@ from xlm.config import CONFIG_NAME, XLMConfig
 from xlm.weights import (
     ARCHITECTURES,
     WeightMismatchError,
+    check_keras_layout,
     match_state_dict,
     normalize_architecture,
     weight_specs,
@@ -245,6 +246,7 @@ def _progress(total: int, description: str, quiet: bool) -> Any:
 def state_dict_to_keras(state: Mapping[str, Any], config: XLMConfig, architecture: str) -> dict[str, np.ndarray]:
     """PyTorch-named numpy weights -> our Keras weights by `keras_name`, kernels transposed."""
     architecture = normalize_architecture(architecture)
+    check_keras_layout(config, architecture)
     tensors = _strict_match(state, config, architecture, "converting to Keras:")
     out = {}
     for spec in weight_specs(config, architecture):

@@ -28,6 +28,7 @@ from xlm.weights import (
     ARCHITECTURES,
     BASE_MODEL_PREFIX,
     WeightSpec,
+    check_keras_layout,
     match_state_dict,
     normalize_architecture,
     weight_specs,
@@ -789,6 +790,8 @@ def save_state_dict(
     if format not in FORMATS:
         raise ValueError(f"unknown checkpoint format {format!r}; expected one of {', '.join(FORMATS)}")
     architecture = normalize_architecture(architecture)
+    if format == "h5":
+        check_keras_layout(config, architecture)
     specs = weight_specs(config, architecture)
     match = match_state_dict(specs, state, config, architecture)
     match.raise_for_errors(f"saving {architecture}")

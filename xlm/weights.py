@@ -203,14 +203,33 @@ def weight_specs(config: XLMConfig, architecture: str = "XLMModel") -> list[Weig
         original = torch_name if torch_name.startswith("pred_layer.") else None
         specs.append(WeightSpec(torch_name, keras_name, keras_name, original, tuple(shape), kind == "dense"))
     if architecture == "XLMWithLMHeadModel" and not config.asm:
-        # The output projection shares the word-embedding matrix (no Keras variable of its own).
-        embeddings = f"{BASE_MODEL_PREFIX}.embeddings.weight"
+        # The output projection shares the word-embedding matrix (no Keras variable of its own);
+        # untied (tie_word_embeddings=False, PyTorch only) it is a tensor of its own, with no Keras
+        # or tf_model.h5 name: transformers' TF port always ties it.
+        tied_to = f"{BASE_MODEL_PREFIX}.embeddings.weight" if config.tie_word_embeddings else None
         specs.insert(
             len(specs) - 1,
             WeightSpec("pred_layer.proj.weight", None, None, "pred_layer.proj.weight",
-                       (config.vocab_size, config.emb_dim), tied_to=embeddings),
+                       (config.vocab_size, config.emb_dim), tied_to=tied_to),
         )
     return specs
+
+
+def check_keras_layout(config: XLMConfig, architecture: str) -> None:
+    """ValueError when `architecture` under `config` has a weight the Keras stack and tf_model.h5 lack.
+
+    Only an untied LM output projection (`tie_word_embeddings=False`) is such a weight: transformers'
+    TF port always reads the word embeddings there, so neither layout has a place for it.
+    """
+    untied = [s.torch_name for s in weight_specs(config, architecture)
+              if s.keras_name is None and s.tied_to is None]
+    if untied:
+        raise ValueError(
+            f"{normalize_architecture(architecture)} with tie_word_embeddings=False has an output projection "
+            f"of its own ({', '.join(untied)}); the Keras models and tf_model.h5 (transformers' TF layout) "
+            "always tie it to the word embeddings. Use the PyTorch stack and its checkpoint formats "
+            "(safetensors, bin) for an untied head."
+        )
 
 
 def ignored_on_load(config: XLMConfig, architecture: str) -> set[str]:

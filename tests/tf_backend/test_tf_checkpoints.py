@@ -144,3 +144,11 @@ def test_safetensors_load_without_torch(tmp_path, monkeypatch):
     loaded = TFXLMWithLMHeadModel.from_pretrained(tmp_path)
     inputs = arch_inputs(config, "XLMWithLMHeadModel")
     assert_same_outputs(loaded(inputs), model(inputs), atol=0)
+
+
+def test_untied_output_projection_is_refused():
+    """The Keras LM head always reads the word embeddings (as transformers' TF port): a config that
+    unties them is refused at construction, naming the weight."""
+    config = tiny_config("multilang", tie_word_embeddings=False)
+    with pytest.raises(ValueError, match=r"tie_word_embeddings=False.*pred_layer\.proj\.weight"):
+        TFXLMWithLMHeadModel(config)

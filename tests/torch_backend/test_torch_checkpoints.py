@@ -146,3 +146,35 @@ def test_unknown_name_offline_gives_a_clear_error():
 def test_abstract_base_class_cannot_load(tmp_path):
     with pytest.raises(TypeError, match="abstract"):
         ours.XLMPreTrainedModel.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("safe_serialization", [True, False], ids=["safetensors", "bin"])
+def test_untied_output_projection_round_trips(tmp_path, safe_serialization):
+    """tie_word_embeddings=False: the LM head's own projection is saved, and both libraries read it back."""
+    reference, model = model_pair("multilang", "XLMWithLMHeadModel", (("tie_word_embeddings", False),))
+    projection = model.pred_layer.proj.weight
+    assert projection is not model.transformer.embeddings.weight
+    assert not torch.equal(projection, model.transformer.embeddings.weight)
+    assert torch.equal(projection, reference.pred_layer.proj.weight)
+    assert_outputs_close(outputs(reference, "XLMWithLMHeadModel"), outputs(model, "XLMWithLMHeadModel"))
+    model.save_pretrained(tmp_path / "ours", safe_serialization=safe_serialization)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing freshly initialised
+        again = ours.XLMWithLMHeadModel.from_pretrained(tmp_path / "ours")
+    assert torch.equal(again.pred_layer.proj.weight, projection)
+    assert again.pred_layer.proj.weight is not again.transformer.embeddings.weight
+    theirs = transformers.XLMWithLMHeadModel.from_pretrained(tmp_path / "ours").eval()
+    assert torch.equal(theirs.pred_layer.proj.weight, projection)
+    reference.save_pretrained(tmp_path / "theirs", safe_serialization=safe_serialization)
+    loaded = ours.XLMWithLMHeadModel.from_pretrained(tmp_path / "theirs")
+    assert_outputs_close(outputs(model, "XLMWithLMHeadModel"), outputs(loaded, "XLMWithLMHeadModel"), tolerance=0.0)
+
+
+def test_untied_output_projection_has_no_keras_layout(tmp_path):
+    """tf_model.h5 (transformers' TF layout) always ties the projection: saving an untied head there fails
+    with a message naming the weight, and writes nothing."""
+    _, model = model_pair("multilang", "XLMWithLMHeadModel", (("tie_word_embeddings", False),))
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"tie_word_embeddings=False.*pred_layer\.proj\.weight"):
+        checkpoint.save_state_dict(state, tmp_path, model.config, "XLMWithLMHeadModel", format="h5")
+    assert not list(tmp_path.iterdir())

@@ -27,7 +27,7 @@ from xlm.modeling_utils import (
     sinusoidal_table,
 )
 from xlm.outputs import BaseModelOutput, ModelOutput
-from xlm.weights import StateDictMatch, match_state_dict, weight_specs
+from xlm.weights import StateDictMatch, check_keras_layout, match_state_dict, weight_specs
 
 tf = require("tensorflow")
 keras = require("keras")
@@ -569,6 +569,8 @@ class TFXLMPreTrainedModel(keras.Model):
     def __init__(self, config: XLMConfig, **kwargs: Any) -> None:
         if not isinstance(config, XLMConfig):
             raise TypeError(f"config must be an xlm.XLMConfig, got {type(config).__name__}")
+        if self.architecture is not None:
+            check_keras_layout(config, self.architecture)
         super().__init__(**kwargs)
         self.config = config
         self._inference_graph: _InferenceGraph | None = None
