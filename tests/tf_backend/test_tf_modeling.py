@@ -276,6 +276,19 @@ def test_a_tf_function_can_return_the_outputs(lm):
     np.testing.assert_allclose(np.asarray(out.logits), np.asarray(expected.logits), atol=1e-5)
 
 
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "tf.function"])
+@pytest.mark.parametrize("bad_shape", [(3, 10), (3, 12), (2, 11), (33,)])
+def test_lm_labels_of_another_shape(lm, bad_shape, graph):
+    """LM labels must line up with the input positions, as in the PyTorch stack."""
+    config, model = lm
+    ids = tf.constant(make_inputs(config)["input_ids"])  # (3, 11)
+    labels = tf.zeros(bad_shape, dtype=tf.int32)
+    call = tf.function(lambda i, y: model(i, labels=y).loss) if graph else (lambda i, y: model(i, labels=y).loss)
+    message = rf"labels has shape \({', '.join(map(str, bad_shape))},?\); expected \(3, 11\)"
+    with pytest.raises(ValueError, match=message):
+        call(ids, labels)
+
+
 @pytest.mark.parametrize("logits_used", [False, True])
 @pytest.mark.parametrize("labelled", [0.15, 1.0, 0.0])
 def test_lm_loss_and_gradients_equal_eagerly_in_a_graph_and_under_xla(labelled, logits_used):

@@ -107,3 +107,16 @@ def test_other_misuse(model, inputs):
         model(input_ids=ids, head_mask=torch.ones(3))
     with pytest.raises(ValueError, match="the cache already holds 11 positions"):
         model(input_ids=ids, cache={"slen": 11})
+
+
+@pytest.mark.parametrize("return_logits", [True, False])
+@pytest.mark.parametrize("bad_shape", [(3, 10), (3, 12), (2, 11), (33,)])
+def test_lm_labels_of_another_shape(bad_shape, return_logits):
+    """LM labels must line up with the input positions (a shorter set used to give a loss silently)."""
+    torch.manual_seed(0)
+    lm = ours.XLMWithLMHeadModel(tiny_config("multilang")).eval()
+    ids = torch_inputs(lm.config)["input_ids"]  # (3, 11)
+    labels = torch.zeros(bad_shape, dtype=torch.long)
+    message = rf"labels has shape \({', '.join(map(str, bad_shape))},?\); expected \(3, 11\)"
+    with pytest.raises(ValueError, match=message):
+        lm(ids, labels=labels, return_logits=return_logits)

@@ -401,6 +401,15 @@ class TFXLMPredLayer(keras.layers.Layer):
         (the loss alone, computed on the labelled positions only)."""
         if not return_logits and labels is None:
             raise ValueError("return_logits=False needs labels: the loss is all it returns")
+        if labels is not None:
+            expected, got = tuple(hidden_states.shape[:-1]), tuple(labels.shape)
+            # in a graph, a dimension may be unknown (None) until run time
+            clash = any(a is not None and b is not None and a != b for a, b in zip(got, expected))
+            if len(got) != len(expected) or clash:
+                raise ValueError(
+                    f"labels has shape {got}; expected {expected}, one label per input position (-100 where "
+                    "there is none)"
+                )
         if self.asm:
             if not return_logits:
                 picked, targets = self._labelled_rows(hidden_states, labels)

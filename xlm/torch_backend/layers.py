@@ -278,6 +278,11 @@ class XLMPredLayer(nn.Module):
         """Return (logits, loss); loss is None without labels, logits None with `return_logits=False`
         (the loss alone, computed on the labelled positions only)."""
         flat = hidden_states.reshape(-1, hidden_states.shape[-1])
+        if labels is not None and tuple(labels.shape) != tuple(hidden_states.shape[:-1]):
+            raise ValueError(
+                f"labels has shape {tuple(labels.shape)}; expected {tuple(hidden_states.shape[:-1])}, one label per "
+                "input position (-100 where there is none)"
+            )
         if not return_logits:
             if labels is None:
                 raise ValueError("return_logits=False needs labels: the loss is all it returns")
