@@ -211,3 +211,18 @@ def test_torch_compile(variant):
     compiled(**kwargs).last_hidden_state.sum().backward()
     assert model.attentions[0].q_lin.weight.grad is not None
     model.zero_grad(set_to_none=True)
+
+
+@pytest.mark.parametrize("return_logits", [True, False])
+def test_lm_loss_is_float32_under_bf16_autocast(return_logits):
+    """Under CPU bfloat16 autocast the LM loss is taken in float32, as F.cross_entropy does there (and
+    transformers returns), not in bfloat16."""
+    torch.manual_seed(0)
+    lm = ours.XLMWithLMHeadModel(tiny_config("multilang")).eval()
+    ids = torch_inputs(lm.config)["input_ids"]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = lm(ids, labels=ids, return_logits=return_logits)
+        logits = lm(ids).logits
+    expected = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), ids.flatten())
+    assert out.loss.dtype == torch.float32
+    assert abs(out.loss.item() - expected.item()) < 1e-5

@@ -225,8 +225,9 @@ def lm_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     """Mean cross entropy of (..., vocab) logits against (...) labels, -100 ignored (not shifted)."""
     vocab = logits.shape[-1]
     logits, labels = logits.reshape(-1, vocab), labels.reshape(-1)
-    if labels.device.type != "cpu" or torch.compiler.is_compiling():
-        return F.cross_entropy(logits, labels)  # the custom backward is measured on CPU only
+    if labels.device.type != "cpu" or torch.compiler.is_compiling() or torch.is_autocast_enabled("cpu"):
+        # the custom backward is measured on CPU only; autocast runs F.cross_entropy in float32
+        return F.cross_entropy(logits, labels)
     return _LMCrossEntropy.apply(logits, labels)  # a label outside [0, vocab) fails in its gather
 
 
