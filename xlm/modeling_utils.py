@@ -49,6 +49,18 @@ def check_sequence_length(length: int, max_positions: int) -> None:
         )
 
 
+def check_new_positions(past: int, length: int) -> None:
+    """Raise ValueError unless the input (`length` positions, `past` of them already in the cache)
+    brings at least one new position."""
+    if length == 0:
+        raise ValueError("the input has no positions (sequence length 0): give at least one token")
+    if past >= length:
+        raise ValueError(
+            f"the cache already holds {past} positions but the input has only {length}: pass the whole "
+            "sequence, including at least one new position"
+        )
+
+
 def id_range_message(name: str, limit: int, limit_name: str) -> str:
     """The message of `check_id_range`, for graph-mode assertions that cannot format the bad id."""
     return f"{name} contains an id outside [0, {limit}) ({limit_name} = {limit})"

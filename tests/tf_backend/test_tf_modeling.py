@@ -100,6 +100,8 @@ def test_incremental_cache_equals_full_recomputation():
     np.testing.assert_allclose(np.concatenate(pieces, axis=1), full, atol=1e-5)
     with pytest.raises(ValueError, match="the cache already holds 11 positions"):
         model(ids, langs=langs, cache=cache)
+    with pytest.raises(ValueError, match=r"the input has no positions \(sequence length 0\)"):
+        model(ids[:, :0])
     with pytest.raises(TypeError, match="TFXLMCache"):
         model(ids, cache={})
 

@@ -107,6 +107,8 @@ def test_other_misuse(model, inputs):
         model(input_ids=ids, head_mask=torch.ones(3))
     with pytest.raises(ValueError, match="the cache already holds 11 positions"):
         model(input_ids=ids, cache={"slen": 11})
+    with pytest.raises(ValueError, match=r"the input has no positions \(sequence length 0\)"):
+        model(input_ids=ids[:, :0])
 
 
 @pytest.mark.parametrize("return_logits", [True, False])

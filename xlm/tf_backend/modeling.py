@@ -20,6 +20,7 @@ from xlm._backend import require
 from xlm.config import XLMConfig
 from xlm.modeling_utils import (
     check_id_range,
+    check_new_positions,
     check_same_shape,
     check_sequence_length,
     id_range_message,
@@ -131,7 +132,7 @@ def check_inputs(
         check_same_shape(reference_name, shape, **{k: None if v is None else tuple(v.shape) for k, v in others.items()})
         if lengths is not None:
             check_same_shape(f"the batch of {reference_name}", shape[:1], lengths=tuple(lengths.shape))
-        _check_past(past, shape[1])
+        check_new_positions(past, shape[1])
         if position_ids is None:
             check_sequence_length(shape[1], config.max_position_embeddings)
         for name, values, limit, limit_name in ids:
@@ -201,13 +202,6 @@ def _in_xla_compilation() -> bool:
         return False
     return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
 
-
-def _check_past(past: int, slen: int) -> None:
-    if past >= slen:
-        raise ValueError(
-            f"the cache already holds {past} positions but the input has only {slen}: pass the whole "
-            "sequence, including at least one new position"
-        )
 
 
 class TFXLMCache(dict):

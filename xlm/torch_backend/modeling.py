@@ -31,7 +31,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from xlm.config import XLMConfig
-from xlm.modeling_utils import check_id_range, check_same_shape, check_sequence_length, sinusoidal_table
+from xlm.modeling_utils import (
+    check_id_range,
+    check_new_positions,
+    check_same_shape,
+    check_sequence_length,
+    sinusoidal_table,
+)
 from xlm.outputs import BaseModelOutput
 from xlm.torch_backend.layers import (
     ATTENTION_IMPLEMENTATIONS,
@@ -477,11 +483,7 @@ class XLMModel(XLMPreTrainedModel):
         )
         if lengths is not None:
             check_same_shape(f"the batch of {reference_name}", shape[:1], lengths=lengths.shape)
-        if past >= shape[1]:
-            raise ValueError(
-                f"the cache already holds {past} positions but the input has only {shape[1]}: pass the whole "
-                "sequence, including at least one new position"
-            )
+        check_new_positions(past, shape[1])
         if position_ids is None:
             check_sequence_length(shape[1], config.max_position_embeddings)
         return shape
