@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from torch_parity import TOLERANCE, assert_outputs_close, max_diff, model_pair, torch_inputs
@@ -211,6 +213,22 @@ def test_torch_compile(variant):
     compiled(**kwargs).last_hidden_state.sum().backward()
     assert model.attentions[0].q_lin.weight.grad is not None
     model.zero_grad(set_to_none=True)
+
+
+@pytest.mark.parametrize("variant", ["multilang", "causal"])
+def test_torch_jit_trace_keeps_the_padding_mask(variant):
+    """A model traced on an unpadded batch still masks the padding of another batch (the eager path
+    drops an all-ones mask after reading its values, which a trace would freeze)."""
+    _, model = model_pair(variant, "XLMModel")
+    ids = torch_inputs(model.config, pad=False)["input_ids"]
+    padded = torch_inputs(model.config)["attention_mask"]
+    assert (padded == 0).any()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks are frozen, as intended
+        traced = torch.jit.trace(model, (ids, torch.ones_like(ids)), strict=False)
+        for mask in (torch.ones_like(ids), padded):
+            expected = model(ids, attention_mask=mask).last_hidden_state
+            assert max_diff(traced(ids, mask)["last_hidden_state"], expected) <= TOLERANCE
 
 
 @pytest.mark.parametrize("return_logits", [True, False])

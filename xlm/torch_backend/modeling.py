@@ -500,10 +500,10 @@ class XLMModel(XLMPreTrainedModel):
     ) -> bool:
         """Raise ValueError on ids outside their tables; return whether `mask` has any padding.
 
-        Every range (and the padding test) is read in one device sync. Under torch.compile nothing
-        is checked (a graph cannot branch on values) and the mask is kept.
+        Every range (and the padding test) is read in one device sync. Under torch.compile or
+        torch.jit.trace nothing is checked (a graph cannot branch on values) and the mask is kept.
         """
-        if torch.compiler.is_compiling():
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():
             return mask is not None
         config = self.config
         checks = [
