@@ -14,6 +14,7 @@ Tensors are opened lazily (`open_state_dict`), so a conversion holds about one t
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import re
@@ -88,6 +89,36 @@ class CheckpointError(ValueError):
 
 
 # --- locating checkpoints -----------------------------------------------------------------------
+
+
+#: transformers' from_pretrained options that change nothing for these models: accepted and dropped,
+#: so that ported calls run
+NO_EFFECT_LOADING_OPTIONS = frozenset(
+    {"trust_remote_code", "low_cpu_mem_usage", "use_safetensors", "from_pt", "from_tf", "_fast_init"}
+)
+
+
+def pretrained_config(model_name: str, directory: str, config: XLMConfig | None, kwargs: Mapping[str, Any]) -> XLMConfig:
+    """The config of a `from_pretrained` call: `config` (else `directory`'s config.json) with the
+    keyword arguments that name its fields (e.g. `num_labels=3`) applied.
+
+    transformers' loading options that change nothing here are dropped; any other keyword is a
+    TypeError, as transformers gives for its XLM classes (a misspelt option must not land in
+    config.json).
+    """
+    config = XLMConfig.from_pretrained(directory) if config is None else copy.deepcopy(config)
+    fields = set(config.to_dict()) | set(XLMConfig.attribute_map) | {"num_labels"}
+    unknown = sorted(k for k in kwargs if k not in fields and k not in NO_EFFECT_LOADING_OPTIONS)
+    if unknown:
+        raise TypeError(
+            f"{model_name}.from_pretrained got unexpected keyword arguments: {', '.join(unknown)} "
+            "(neither XLMConfig fields nor loading options)"
+        )
+    for key, value in kwargs.items():
+        if key in fields:
+            setattr(config, key, value)
+    config.validate()
+    return config
 
 
 def resolve_pretrained_dir(name_or_path: str | os.PathLike, **hub_kwargs: Any) -> str:

@@ -15,8 +15,9 @@ module spells a weight name.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from xlm.config import XLMConfig
@@ -261,11 +262,53 @@ class StateDictMatch:
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]  # (name, got, wanted): an error
     fresh_head: list[str]  # head weights left at their initialisation: a warning
     unused_head: list[str]  # another head's weights, dropped: a warning
+    # mis-shaped tensors left out on request (`drop_mismatched`): a warning
+    dropped_mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
 
     def raise_for_errors(self, context: str = "") -> None:
         """Raise WeightMismatchError if anything but head weights is off."""
         if self.missing or self.unexpected or self.mismatched:
             raise WeightMismatchError(self.missing, self.unexpected, self.mismatched, context)
+
+    def drop_mismatched(self) -> None:
+        """Leave the mis-shaped tensors out, so that those weights keep their initialisation
+        (transformers' `ignore_mismatched_sizes`, e.g. a classifier loaded with another num_labels)."""
+        self.dropped_mismatched += self.mismatched
+        for name, _, _ in self.mismatched:
+            del self.tensors[name]
+        self.mismatched = []
+
+    def warn_about_heads(self, model_name: str, context: str = "", stacklevel: int = 3) -> None:
+        """Warn about freshly initialised, unused and dropped mis-shaped weights (none: no warning)."""
+        where = f"{model_name} from {context}" if context else model_name
+        if self.fresh_head:
+            warnings.warn(
+                f"{where}: these head weights are not in the checkpoint and were freshly initialised "
+                f"(train the model before using it): {', '.join(self.fresh_head)}",
+                stacklevel=stacklevel,
+            )
+        if self.unused_head:
+            warnings.warn(
+                f"{where}: these checkpoint weights belong to another head and were not used: "
+                f"{', '.join(self.unused_head)}",
+                stacklevel=stacklevel,
+            )
+        if self.dropped_mismatched:
+            shapes = ", ".join(f"{n} (checkpoint {list(a)}, model {list(b)})" for n, a, b in self.dropped_mismatched)
+            warnings.warn(
+                f"{where}: these weights have another shape in the checkpoint and were freshly initialised "
+                f"(ignore_mismatched_sizes=True): {shapes}",
+                stacklevel=stacklevel,
+            )
+
+    def loading_info(self) -> dict[str, list]:
+        """transformers' `output_loading_info` dict (what was missing, unused or mis-shaped)."""
+        return {
+            "missing_keys": list(self.fresh_head),
+            "unexpected_keys": list(self.unused_head),
+            "mismatched_keys": list(self.dropped_mismatched),
+            "error_msgs": [],
+        }
 
 
 def match_state_dict(

@@ -152,3 +152,28 @@ def test_untied_output_projection_is_refused():
     config = tiny_config("multilang", tie_word_embeddings=False)
     with pytest.raises(ValueError, match=r"tie_word_embeddings=False.*pred_layer\.proj\.weight"):
         TFXLMWithLMHeadModel(config)
+
+
+def test_from_pretrained_options_as_transformers(tmp_path):
+    """As in the PyTorch stack: a misspelt keyword is a TypeError, transformers' no-op options pass,
+    output_loading_info returns the dict, ignore_mismatched_sizes re-initialises a classifier."""
+    config = tiny_config()
+    two = TFXLMForSequenceClassification(config)  # 2 labels
+    two.save_pretrained(tmp_path)
+    with pytest.raises(TypeError, match="unexpected keyword arguments: num_label"):
+        TFXLMForSequenceClassification.from_pretrained(tmp_path, num_label=5)
+    with pytest.raises(WeightMismatchError, match=r"sequence_summary.summary.weight has shape \[2, 32\]"):
+        TFXLMForSequenceClassification.from_pretrained(tmp_path, num_labels=5)
+    with pytest.warns(UserWarning, match=r"another shape.*sequence_summary.summary.weight \(checkpoint \[2, 32\]"):
+        five, info = TFXLMForSequenceClassification.from_pretrained(
+            tmp_path, num_labels=5, ignore_mismatched_sizes=True, output_loading_info=True, from_pt=True
+        )
+    assert sorted(info["mismatched_keys"]) == [
+        ("sequence_summary.summary.bias", (2,), (5,)),
+        ("sequence_summary.summary.weight", (2, 32), (5, 32)),
+    ]
+    assert info["missing_keys"] == info["unexpected_keys"] == info["error_msgs"] == []
+    inputs = arch_inputs(config, "XLMModel")
+    assert five(inputs).logits.shape == (3, 5)
+    expected, actual = two.transformer(**inputs).last_hidden_state, five.transformer(**inputs).last_hidden_state
+    np.testing.assert_array_equal(np.asarray(actual), np.asarray(expected))

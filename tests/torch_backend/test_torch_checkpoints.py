@@ -178,3 +178,58 @@ def test_untied_output_projection_has_no_keras_layout(tmp_path):
     with pytest.raises(ValueError, match=r"tie_word_embeddings=False.*pred_layer\.proj\.weight"):
         checkpoint.save_state_dict(state, tmp_path, model.config, "XLMWithLMHeadModel", format="h5")
     assert not list(tmp_path.iterdir())
+
+
+def test_from_pretrained_options_as_transformers(tmp_path):
+    """Keywords that are neither config fields nor loading options are a TypeError (not written into
+    config.json); transformers' no-op options are accepted; output_loading_info, attn_implementation
+    and dtype behave as transformers'."""
+    reference, _ = model_pair("multilang", "XLMForSequenceClassification")
+    reference.save_pretrained(tmp_path)
+    with pytest.raises(TypeError, match="unexpected keyword arguments: num_label, revison"):
+        ours.XLMForSequenceClassification.from_pretrained(tmp_path, revison="main", num_label=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model, info = ours.XLMForSequenceClassification.from_pretrained(
+            tmp_path, trust_remote_code=True, low_cpu_mem_usage=True, output_loading_info=True,
+            attn_implementation="eager", dtype="float64",
+        )
+    assert info == {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
+    assert {m.attn_implementation for m in model.modules() if isinstance(m, ours.XLMMultiHeadAttention)} == {"eager"}
+    assert model.dtype == torch.float64 and not hasattr(model.config, "trust_remote_code")
+    model.save_pretrained(tmp_path / "again")
+    assert "trust_remote_code" not in (tmp_path / "again" / "config.json").read_text()
+
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "dtype": "bfloat16"}))
+    assert ours.XLMForSequenceClassification.from_pretrained(tmp_path, dtype="auto").dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="dtype 'floot16' is not a torch dtype"):
+        ours.XLMForSequenceClassification.from_pretrained(tmp_path, dtype="floot16")
+
+    base, _ = model_pair("multilang", "XLMModel")
+    base.save_pretrained(tmp_path / "base")
+    with pytest.warns(UserWarning, match="freshly initialised.*sequence_summary.summary.weight"):
+        _, info = ours.XLMForSequenceClassification.from_pretrained(tmp_path / "base", output_loading_info=True)
+    assert info["missing_keys"] == ["sequence_summary.summary.weight", "sequence_summary.summary.bias"]
+
+
+def test_ignore_mismatched_sizes_reinitialises_a_classifier(tmp_path):
+    """A classifier fine-tuned on 2 labels, loaded for 5: an error naming the weights, or with
+    ignore_mismatched_sizes=True a fresh classifier, a warning and the same encoder."""
+    reference, model = model_pair("multilang", "XLMForSequenceClassification")
+    model.save_pretrained(tmp_path)
+    with pytest.raises(WeightMismatchError, match=r"sequence_summary.summary.weight has shape \[2, 32\]"):
+        ours.XLMForSequenceClassification.from_pretrained(tmp_path, num_labels=5)
+    shapes = r"sequence_summary.summary.weight \(checkpoint \[2, 32\], model \[5, 32\]\)"
+    with pytest.warns(UserWarning, match="another shape.*" + shapes):
+        five, info = ours.XLMForSequenceClassification.from_pretrained(
+            tmp_path, num_labels=5, ignore_mismatched_sizes=True, output_loading_info=True
+        )
+    assert five.sequence_summary.summary.out_features == 5
+    assert sorted(info["mismatched_keys"]) == [
+        ("sequence_summary.summary.bias", (2,), (5,)),
+        ("sequence_summary.summary.weight", (2, 32), (5, 32)),
+    ]
+    kwargs = inputs_for(model.config, "XLMModel")
+    with torch.no_grad():
+        assert_outputs_close(model.transformer(**kwargs), five.transformer(**kwargs), tolerance=0.0)

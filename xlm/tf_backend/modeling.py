@@ -10,7 +10,6 @@ import copy
 import functools
 import inspect
 import os
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -635,30 +634,23 @@ class TFXLMPreTrainedModel(keras.Model):
                 state[spec.torch_name] = value.T if spec.transpose else value
         return state
 
-    def load_state_dict(self, state: Mapping[str, Any], context: str = "") -> StateDictMatch:
+    def load_state_dict(
+        self, state: Mapping[str, Any], context: str = "", ignore_mismatched_sizes: bool = False
+    ) -> StateDictMatch:
         """Copy a PyTorch-named checkpoint (arrays in PyTorch layout) into the model through the weight table.
 
         A base-model or other-head checkpoint is accepted as transformers does: encoder weights must
         all fit (else `WeightMismatchError` lists what is missing, unexpected or mis-shaped); head
-        weights left at their initialisation, or belonging to another head, give a warning.
+        weights left at their initialisation, or belonging to another head, give a warning. With
+        `ignore_mismatched_sizes`, mis-shaped weights keep their initialisation (with a warning).
         """
         architecture = self._architecture()
         specs = weight_specs(self.config, architecture)
         match = match_state_dict(specs, state, self.config, architecture)
+        if ignore_mismatched_sizes:
+            match.drop_mismatched()
         match.raise_for_errors(context)
-        where = f" from {context}" if context else ""
-        if match.fresh_head:
-            warnings.warn(
-                f"{architecture}{where}: these head weights are not in the checkpoint and were freshly "
-                f"initialised (train the model before using it): {', '.join(match.fresh_head)}",
-                stacklevel=3,
-            )
-        if match.unused_head:
-            warnings.warn(
-                f"{architecture}{where}: these checkpoint weights belong to another head and were not "
-                f"used: {', '.join(match.unused_head)}",
-                stacklevel=3,
-            )
+        match.warn_about_heads(architecture, context, stacklevel=4)
         variables = self.named_weights()
         by_torch = {spec.torch_name: spec for spec in specs}
         for name, value in match.tensors.items():
@@ -692,13 +684,18 @@ class TFXLMPreTrainedModel(keras.Model):
         cache_dir: str | os.PathLike | None = None,
         local_files_only: bool = False,
         token: Any = None,
+        ignore_mismatched_sizes: bool = False,
+        output_loading_info: bool = False,
         **kwargs: Any,
-    ) -> "TFXLMPreTrainedModel":
+    ) -> "TFXLMPreTrainedModel | tuple[TFXLMPreTrainedModel, dict[str, list]]":
         """Load a model from a directory (or Hub repository) written by us or by transformers.
 
         Reads config.json (unless `config` is given; `kwargs` override its fields, e.g.
-        `num_labels=3`) and model.safetensors, pytorch_model.bin, tf_model.h5 or their shards.
-        `dtype` is the Keras dtype policy (e.g. "mixed_float16").
+        `num_labels=3`; any other keyword is a TypeError) and model.safetensors, pytorch_model.bin,
+        tf_model.h5 or their shards. `dtype` is the Keras dtype policy (e.g. "mixed_float16"). As in
+        transformers: `ignore_mismatched_sizes` leaves mis-shaped weights (a classifier with another
+        num_labels) at their initialisation; `output_loading_info` also returns a dict of missing,
+        unexpected and mismatched keys.
         """
         from xlm import checkpoint
 
@@ -707,17 +704,11 @@ class TFXLMPreTrainedModel(keras.Model):
         hub_kwargs = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
         hub_kwargs = {k: v for k, v in hub_kwargs.items() if v not in (None, False)}
         directory = checkpoint.resolve_pretrained_dir(name_or_path, **hub_kwargs)
-        if config is None:
-            config = XLMConfig.from_pretrained(directory, **kwargs)
-        else:
-            config = copy.deepcopy(config)
-            for key, value in kwargs.items():
-                setattr(config, key, value)
-            config.validate()
+        config = checkpoint.pretrained_config(cls.__name__, directory, config, kwargs)
         model = cls(config, dtype=dtype)
         state = checkpoint.load_state_dict(directory, config, cls.architecture)
-        model.load_state_dict(state, context=os.fspath(name_or_path))
-        return model
+        match = model.load_state_dict(state, os.fspath(name_or_path), ignore_mismatched_sizes)
+        return (model, match.loading_info()) if output_loading_info else model
 
     def save_pretrained(
         self,

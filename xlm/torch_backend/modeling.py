@@ -154,29 +154,22 @@ class XLMPreTrainedModel(nn.Module):
         return self.config.use_return_dict if return_dict is None else return_dict
 
     # --- checkpoints ----------------------------------------------------------------------------
-    def load_weights(self, state: Mapping[str, Any], context: str = "") -> StateDictMatch:
+    def load_weights(
+        self, state: Mapping[str, Any], context: str = "", ignore_mismatched_sizes: bool = False
+    ) -> StateDictMatch:
         """Copy a PyTorch-named checkpoint (numpy arrays or tensors) into the model through the weight table.
 
         A base-model or other-head checkpoint is accepted as transformers does: encoder weights must
         all fit (else `WeightMismatchError` lists what is missing, unexpected or mis-shaped); head
-        weights left at their initialisation, or belonging to another head, give a warning.
+        weights left at their initialisation, or belonging to another head, give a warning. With
+        `ignore_mismatched_sizes`, mis-shaped weights keep their initialisation (with a warning).
         """
         architecture = self._architecture()
         match = match_state_dict(weight_specs(self.config, architecture), state, self.config, architecture)
+        if ignore_mismatched_sizes:
+            match.drop_mismatched()
         match.raise_for_errors(context)
-        where = f" from {context}" if context else ""
-        if match.fresh_head:
-            warnings.warn(
-                f"{architecture}{where}: these head weights are not in the checkpoint and were freshly "
-                f"initialised (train the model before using it): {', '.join(match.fresh_head)}",
-                stacklevel=3,
-            )
-        if match.unused_head:
-            warnings.warn(
-                f"{architecture}{where}: these checkpoint weights belong to another head and were not "
-                f"used: {', '.join(match.unused_head)}",
-                stacklevel=3,
-            )
+        match.warn_about_heads(architecture, context, stacklevel=4)
         own = self.state_dict(keep_vars=True)
         tied = {spec.torch_name: spec.tied_to for spec in weight_specs(self.config, architecture) if spec.tied_to}
         with torch.no_grad(), warnings.catch_warnings():
@@ -200,18 +193,26 @@ class XLMPreTrainedModel(nn.Module):
         name_or_path: str | os.PathLike,
         config: XLMConfig | None = None,
         *,
-        dtype: torch.dtype | None = None,
+        dtype: torch.dtype | str | None = None,
         revision: str | None = None,
         cache_dir: str | os.PathLike | None = None,
         local_files_only: bool = False,
         token: Any = None,
+        attn_implementation: str | None = None,
+        ignore_mismatched_sizes: bool = False,
+        output_loading_info: bool = False,
+        torch_dtype: torch.dtype | str | None = None,
         **kwargs: Any,
-    ) -> "XLMPreTrainedModel":
+    ) -> "XLMPreTrainedModel | tuple[XLMPreTrainedModel, dict[str, list]]":
         """Load a model from a directory (or Hub repository) written by us or by transformers.
 
         Reads config.json (unless `config` is given; `kwargs` override its fields, e.g.
-        `num_labels=3`) and model.safetensors, pytorch_model.bin, tf_model.h5 or their shards.
-        The model is returned in eval mode.
+        `num_labels=3`; any other keyword is a TypeError) and model.safetensors, pytorch_model.bin,
+        tf_model.h5 or their shards. The model is returned in eval mode. As in transformers:
+        `dtype` (or its old name `torch_dtype`) may be a dtype, its name or "auto" (the dtype the
+        config records); `ignore_mismatched_sizes` leaves mis-shaped weights (a classifier with
+        another num_labels) at their initialisation; `output_loading_info` also returns a dict of
+        missing, unexpected and mismatched keys.
         """
         from xlm import checkpoint
 
@@ -221,19 +222,17 @@ class XLMPreTrainedModel(nn.Module):
         hub_kwargs = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
         hub_kwargs = {k: v for k, v in hub_kwargs.items() if v not in (None, False)}
         directory = checkpoint.resolve_pretrained_dir(name_or_path, **hub_kwargs)
-        if config is None:
-            config = XLMConfig.from_pretrained(directory, **kwargs)
-        else:
-            config = copy.deepcopy(config)
-            for key, value in kwargs.items():
-                setattr(config, key, value)
-            config.validate()
+        config = checkpoint.pretrained_config(cls.__name__, directory, config, kwargs)
+        dtype = _resolve_dtype(dtype if dtype is not None else torch_dtype, config)
         model = cls(config)
+        if attn_implementation is not None:
+            model.set_attn_implementation(attn_implementation)
         state = checkpoint.load_state_dict(directory, config, architecture)
-        model.load_weights(state, context=os.fspath(name_or_path))
+        match = model.load_weights(state, os.fspath(name_or_path), ignore_mismatched_sizes)
         if dtype is not None:
             model.to(dtype)
-        return model.eval()
+        model.eval()
+        return (model, match.loading_info()) if output_loading_info else model
 
     def save_pretrained(
         self,
@@ -263,6 +262,21 @@ class XLMPreTrainedModel(nn.Module):
             max_shard_size=max_shard_size,
         )
         return [config.save_pretrained(save_directory), *files]
+
+
+def _resolve_dtype(dtype: torch.dtype | str | None, config: XLMConfig) -> torch.dtype | None:
+    """A floating-point torch dtype from a dtype, its name ("float16", "torch.bfloat16") or "auto"
+    (the dtype config.json records, as transformers writes it; None if it records none)."""
+    if isinstance(dtype, str) and dtype == "auto":
+        dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    if isinstance(dtype, str):
+        name = dtype
+        dtype = getattr(torch, name.removeprefix("torch."), None)
+        if not isinstance(dtype, torch.dtype):
+            raise ValueError(f"dtype {name!r} is not a torch dtype (nor 'auto')")
+    if dtype is not None and not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
+    return dtype
 
 
 class XLMModel(XLMPreTrainedModel):
