@@ -106,6 +106,8 @@ def pretrained_config(model_name: str, directory: str, config: XLMConfig | None,
     TypeError, as transformers gives for its XLM classes (a misspelt option must not land in
     config.json).
     """
+    if config is not None and not isinstance(config, XLMConfig):
+        raise TypeError(f"config must be an xlm.XLMConfig, got {type(config).__module__}.{type(config).__name__}")
     config = XLMConfig.from_pretrained(directory) if config is None else copy.deepcopy(config)
     fields = set(config.to_dict()) | set(XLMConfig.attribute_map) | {"num_labels"}
     unknown = sorted(k for k in kwargs if k not in fields and k not in NO_EFFECT_LOADING_OPTIONS)

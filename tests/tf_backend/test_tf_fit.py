@@ -60,6 +60,41 @@ def test_compiled_keras_loss_with_y_and_y_moved_into_the_labels():
     assert history["loss"][-1] < history["loss"][0]
 
 
+@pytest.mark.parametrize("labels_in", ["y", "inputs"])
+@pytest.mark.parametrize("run_eagerly", [True, False])
+def test_metrics_with_the_models_own_loss(labels_in, run_eagerly):
+    """compile(optimizer, metrics=[...]) and no loss (transformers' fine-tuning recipe): the metrics
+    see the labels the model's loss read, whether they came as y or in the inputs."""
+    config = fit_config(dropout=0.0, attention_dropout=0.0, summary_first_dropout=0.0)
+    inputs = make_inputs(config, batch=16, seq_len=8, seed=3)
+    inputs.pop("lengths")
+    y = (inputs["input_ids"][:, 0] % 2).astype(np.int64)
+    data = (inputs, y) if labels_in == "y" else ({**inputs, "labels": y},)
+    dataset = tf.data.Dataset.from_tensor_slices(data).batch(8)
+    keras.utils.set_random_seed(0)
+    model = TFXLMForSequenceClassification(config)
+    model.compile(optimizer=keras.optimizers.SGD(0.0), metrics=["accuracy"], run_eagerly=run_eagerly)
+    history = model.fit(dataset, epochs=1, verbose=0).history
+    logits = np.asarray(model(inputs).logits)
+    expected = float(np.mean(logits.argmax(-1) == y))
+    assert abs(history["accuracy"][0] - expected) < 1e-6
+    assert abs(model.evaluate(dataset, verbose=0, return_dict=True)["accuracy"] - expected) < 1e-6
+
+
+def test_sample_weight_with_the_models_own_loss_is_a_clear_error():
+    """The model's own loss is a mean over its labels: sample or class weights would be dropped silently."""
+    config = fit_config()
+    inputs = make_inputs(config, batch=4, seq_len=8)
+    inputs.pop("lengths")
+    y = np.array([0, 1, 0, 1])
+    model = TFXLMForSequenceClassification(config)
+    model.compile(optimizer="adam", run_eagerly=True)
+    with pytest.raises(ValueError, match="sample_weight / class_weight need a compiled Keras loss"):
+        model.fit(inputs, y, sample_weight=np.zeros(4), verbose=0)
+    with pytest.raises(ValueError, match="sample_weight / class_weight need a compiled Keras loss"):
+        model.fit(inputs, y, class_weight={0: 1.0, 1: 0.0}, verbose=0)
+
+
 def test_missing_labels_is_a_clear_error():
     config = fit_config()
     model = TFXLMForSequenceClassification(config)

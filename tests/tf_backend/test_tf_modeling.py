@@ -17,6 +17,7 @@ from xlm.tf_backend import (  # noqa: E402
     TFXLMCache,
     TFXLMForMultipleChoice,
     TFXLMForQuestionAnswering,
+    TFXLMForSequenceClassification,
     TFXLMMainLayer,
     TFXLMModel,
     TFXLMWithLMHeadModel,
@@ -358,3 +359,21 @@ def test_lora_dense_layers_take_keras_own_path():
     attention.q_lin.lora_kernel_b.assign(np.ones(attention.q_lin.lora_kernel_b.shape, "float32"))
     # ... and then they move, which they would not if our matmul ignored the adapters
     assert np.abs(np.asarray(model(inputs).last_hidden_state) - before).max() > 1e-3
+
+
+def test_a_tokenizer_batch_goes_in_as_it_comes_out():
+    """tokenizer(..., return_tensors="tf") gives a BatchEncoding (a dict subclass Keras does not
+    recognise): model(batch), model.predict(batch) and evaluate take it as transformers' models do."""
+    from pathlib import Path
+
+    tokenizer = xlm.XLMTokenizer.from_pretrained(str(Path(xlm.__file__).parent / "data" / "test_tokenizer"))
+    batch = tokenizer(["the first sentence", "a second, longer sentence here"], padding=True, return_tensors="tf")
+    assert type(batch) is not dict and isinstance(batch, dict)
+    model = TFXLMForSequenceClassification(tiny_config("default", vocab_size=tokenizer.vocab_size))
+    expected = np.asarray(model(dict(batch)).logits)
+    np.testing.assert_allclose(np.asarray(model(batch).logits), expected, atol=1e-6)
+    np.testing.assert_allclose(model.predict(batch, verbose=0)["logits"], expected, atol=1e-5)
+    model.compile(optimizer="sgd", run_eagerly=True)
+    labelled = tokenizer(["one", "two"], padding=True, return_tensors="tf")
+    labelled["labels"] = tf.constant([0, 1])
+    assert np.isfinite(model.evaluate(labelled, verbose=0))

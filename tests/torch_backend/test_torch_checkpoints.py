@@ -188,6 +188,8 @@ def test_from_pretrained_options_as_transformers(tmp_path):
     reference.save_pretrained(tmp_path)
     with pytest.raises(TypeError, match="unexpected keyword arguments: num_label, revison"):
         ours.XLMForSequenceClassification.from_pretrained(tmp_path, revison="main", num_label=3)
+    with pytest.raises(TypeError, match="config must be an xlm.XLMConfig, got transformers"):
+        ours.XLMForSequenceClassification.from_pretrained(tmp_path, config=reference.config)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model, info = ours.XLMForSequenceClassification.from_pretrained(

@@ -509,6 +509,11 @@ def _signature_of(value: Any) -> Any:
     return type(value).__name__
 
 
+def _plain_mapping(value: Any) -> Any:
+    """A mapping that is not a plain dict (a tokenizer's BatchEncoding) as a dict; anything else as is."""
+    return dict(value) if isinstance(value, Mapping) and type(value) is not dict else value
+
+
 class _InferenceGraph:
     """A model's call as one tf.function (retraced per input signature, shapes relaxed)."""
 
@@ -733,12 +738,26 @@ class TFXLMPreTrainedModel(keras.Model):
             )
         return [config.save_pretrained(save_directory), *files]
 
+    # === Keras entry points: a tokenizer's output (a dict subclass Keras does not recognise) as a dict ===
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return super().__call__(*map(_plain_mapping, args), **kwargs)
+
+    def fit(self, x: Any = None, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
+        return super().fit(_plain_mapping(x), *args, **kwargs)
+
+    def evaluate(self, x: Any = None, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
+        return super().evaluate(_plain_mapping(x), *args, **kwargs)
+
+    def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
+        return super().predict(_plain_mapping(x), *args, **kwargs)
+
     # === Keras training hooks ===
     def _labels_into_inputs(self, data: Any) -> Any:
         """With no compiled loss, move `y` into the inputs as the model's label arguments."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if y is None or self._compile_loss is not None or not self.label_names:
             return data
+        self._refuse_sample_weight(sample_weight)  # Keras drops it from (x, None, sample_weight)
         x = dict(x) if isinstance(x, Mapping) else {"input_ids": x}
         if isinstance(y, Mapping):
             x.update(y)
@@ -747,6 +766,13 @@ class TFXLMPreTrainedModel(keras.Model):
         else:
             x[self.label_names[0]] = y
         return keras.utils.pack_x_y_sample_weight(x, None, sample_weight)
+
+    def _refuse_sample_weight(self, sample_weight: Any) -> None:
+        if sample_weight is not None:
+            raise ValueError(
+                f"sample_weight / class_weight need a compiled Keras loss: {type(self).__name__}'s own loss is "
+                "already a mean over its labels. Use compile(loss=...) and give the labels as y"
+            )
 
     def train_step(self, data: Any) -> Any:
         return super().train_step(self._labels_into_inputs(data))
@@ -769,6 +795,7 @@ class TFXLMPreTrainedModel(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):  # noqa: D102
         if self._compile_loss is None and isinstance(y_pred, ModelOutput):
+            self._refuse_sample_weight(sample_weight)
             loss = y_pred.get("loss")
             if loss is None:
                 raise ValueError(
@@ -784,6 +811,11 @@ class TFXLMPreTrainedModel(keras.Model):
         return super().compute_loss(x, y, self._prediction(y_pred), sample_weight, training=training)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):  # noqa: D102
+        if y is None and self._compile_loss is None and isinstance(x, Mapping):
+            # the model's own loss read the labels from the inputs: the compiled metrics see them as y
+            labels = [x[name] for name in self.label_names if name in x]
+            if labels:
+                y = labels[0] if len(labels) == 1 else tuple(labels)
         return super().compute_metrics(x, y, self._prediction(y_pred), sample_weight=sample_weight)
 
 
