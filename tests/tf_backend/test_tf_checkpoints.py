@@ -177,3 +177,22 @@ def test_from_pretrained_options_as_transformers(tmp_path):
     assert five(inputs).logits.shape == (3, 5)
     expected, actual = two.transformer(**inputs).last_hidden_state, five.transformer(**inputs).last_hidden_state
     np.testing.assert_array_equal(np.asarray(actual), np.asarray(expected))
+
+
+@pytest.mark.parametrize("architecture", ["XLMForSequenceClassification", "XLMForMultipleChoice"])
+def test_export_serves_without_an_input_signature(tmp_path, architecture):
+    """model.export(dir) works as is (Keras cannot infer inputs for a model built in __init__): the
+    SavedModel's serve endpoint and serving_default signature take transformers' int32 inputs."""
+    config = tiny_config("multilang")
+    model = MODEL_CLASSES[architecture](config)
+    model.export(str(tmp_path / "served"), verbose=False)
+    inputs = arch_inputs(config, architecture)
+    feed = {name: tf.constant(np.asarray(inputs[name]), tf.int32) for name in ("input_ids", "attention_mask", "langs")}
+    expected = np.asarray(model(feed).logits)
+    served = tf.saved_model.load(str(tmp_path / "served"))
+    np.testing.assert_allclose(np.asarray(served.serve(feed)["logits"]), expected, atol=1e-5)
+    signature = served.signatures["serving_default"]
+    assert sorted(spec.shape.rank for spec in signature.structured_input_signature[1].values()) == [
+        model.input_rank
+    ] * 3
+

@@ -212,6 +212,7 @@ class TFXLMForMultipleChoice(TFXLMPreTrainedModel):
     """
 
     architecture = "XLMForMultipleChoice"
+    input_rank = 3
     label_names = ("labels",)
 
     def __init__(self, config: XLMConfig, **kwargs: Any) -> None:
@@ -231,7 +232,7 @@ class TFXLMForMultipleChoice(TFXLMPreTrainedModel):
     @staticmethod
     def _flat(x: Any, trailing: int = 1) -> Any:
         """(batch, num_choices, *rest) → (batch·num_choices, *rest), `rest` being the last `trailing` axes."""
-        return None if x is None else ops.reshape(x, (-1, *x.shape[-trailing:]))
+        return None if x is None else ops.reshape(x, (-1, *ops.shape(x)[-trailing:]))  # dims unknown in a graph too
 
     def _check_choices(self, input_ids: Any, attention_mask: Any, langs: Any, token_type_ids: Any, position_ids: Any) -> None:
         if input_ids is not None:

@@ -751,6 +751,25 @@ class TFXLMPreTrainedModel(keras.Model):
     def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
         return super().predict(_plain_mapping(x), *args, **kwargs)
 
+    #: rank of the per-token inputs (3 for multiple choice: batch, choices, sequence)
+    input_rank = 2
+
+    @property
+    def input_signature(self) -> dict[str, tf.TensorSpec]:
+        """Serving inputs (as transformers' TF models): int32 input_ids and attention_mask, and langs
+        when the model has language embeddings, with any batch and sequence length."""
+        spec = tf.TensorSpec([None] * self.input_rank, tf.int32)
+        names = ["input_ids", "attention_mask"] + (["langs"] if self.config.uses_lang_embeddings else [])
+        return {name: spec for name in names}
+
+    def export(self, filepath: Any, format: str = "tf_saved_model", verbose: Any = None,
+               input_signature: Any = None, **kwargs: Any) -> Any:
+        """Keras' `export` (a SavedModel with a `serve` endpoint and a `serving_default` signature);
+        without `input_signature`, the model's own `input_signature` (a dict of int32 tensors)."""
+        if input_signature is None:
+            input_signature = [self.input_signature]
+        return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
+
     # === Keras training hooks ===
     def _labels_into_inputs(self, data: Any) -> Any:
         """With no compiled loss, move `y` into the inputs as the model's label arguments."""
