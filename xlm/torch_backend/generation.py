@@ -40,6 +40,10 @@ class XLMGenerationMixin:
     ) -> torch.Tensor:
         """Extend each prompt by up to `max_new_tokens` tokens; returns (batch, prompt + new) ids.
 
+        Each new token is predicted from the last position, as the original XLM's CLM does.
+        transformers' XLM `generate` appends `mask_token_id` and predicts there instead (with
+        `config.lang_id` as language), so its tokens differ.
+
         Args:
             input_ids: prompts of equal length without padding (batch, prompt_len).
             do_sample: sample from the (temperature-scaled, top-k / top-p filtered) distribution
