@@ -202,7 +202,6 @@ def _in_xla_compilation() -> bool:
     return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
 
 
-
 class TFXLMCache(dict):
     """An incremental-decoding cache: the PyTorch stack's cache dict, as a type Keras passes through.
 
@@ -559,6 +558,8 @@ class TFXLMPreTrainedModel(keras.Model):
     architecture: str | None = None
     #: call arguments that carry targets; a `y` given to fit goes to them
     label_names: tuple[str, ...] = ()
+    #: rank of the per-token inputs (3 for multiple choice: batch, choices, sequence)
+    input_rank = 2
     #: Run repeated eager inference calls (not training, no cache) through a traced tf.function:
     #: the same numbers without TensorFlow's per-operation eager overhead. The first call of each
     #: input signature runs op by op (no tracing cost for one-off calls). False: always op by op.
@@ -750,9 +751,6 @@ class TFXLMPreTrainedModel(keras.Model):
 
     def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
         return super().predict(_plain_mapping(x), *args, **kwargs)
-
-    #: rank of the per-token inputs (3 for multiple choice: batch, choices, sequence)
-    input_rank = 2
 
     @property
     def input_signature(self) -> dict[str, tf.TensorSpec]:
