@@ -247,13 +247,17 @@ def test_main_layer_serialises():
     assert isinstance(clone, TFXLMMainLayer) and clone.config == layer.config
 
 
-def test_predict_returns_arrays():
+def test_predict_returns_the_output_class_with_arrays():
     config = tiny_config()
     model = TFXLMForQuestionAnswering(config)
     inputs = make_inputs(config)
     inputs.pop("lengths")
     out = model.predict(inputs, batch_size=2, verbose=0)
     assert out["start_top_index"].shape == (3, config.start_n_top) and out["cls_logits"].shape == (3,)
+    # the output class, with numpy arrays, as transformers' TF models return
+    assert type(out).__name__ == "XLMForQuestionAnsweringOutput" and isinstance(out.cls_logits, np.ndarray)
+    assert out[0] is out.start_top_log_probs
+    np.testing.assert_allclose(out.cls_logits, np.asarray(model(inputs).cls_logits), atol=1e-5)
 
 
 def test_functional_api():

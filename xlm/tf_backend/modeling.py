@@ -749,8 +749,12 @@ class TFXLMPreTrainedModel(keras.Model):
     def evaluate(self, x: Any = None, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
         return super().evaluate(_plain_mapping(x), *args, **kwargs)
 
-    def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
-        return super().predict(_plain_mapping(x), *args, **kwargs)
+    def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        """Keras' `predict`, returning the model's output class (as transformers' TF models do) with
+        numpy arrays: `out.logits`, `out["logits"]` and `out[0]` all work."""
+        result = super().predict(_plain_mapping(x), *args, **kwargs)
+        output_class = getattr(self, "_predict_output_class", None)
+        return output_class(**result) if output_class is not None and isinstance(result, dict) else result
 
     @property
     def input_signature(self) -> dict[str, tf.TensorSpec]:
@@ -799,8 +803,12 @@ class TFXLMPreTrainedModel(keras.Model):
 
     def predict_step(self, data: Any) -> Any:
         outputs = super().predict_step(data)
-        # tf.function cannot return our output classes (it rebuilds mappings from a generator): a dict
-        return dict(outputs) if isinstance(outputs, ModelOutput) else outputs
+        if not isinstance(outputs, ModelOutput):
+            return outputs
+        # tf.function cannot return our output classes (it rebuilds mappings from a generator): a
+        # dict, which `predict` turns back into this class
+        self._predict_output_class = type(outputs)
+        return dict(outputs)
 
     @staticmethod
     def _prediction(outputs: Any) -> Any:
