@@ -381,3 +381,12 @@ def test_a_tokenizer_batch_goes_in_as_it_comes_out():
     labelled = tokenizer(["one", "two"], padding=True, return_tensors="tf")
     labelled["labels"] = tf.constant([0, 1])
     assert np.isfinite(model.evaluate(labelled, verbose=0))
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_output_embeddings_as_the_pytorch_twin(architecture):
+    """get_output_embeddings(): the word-embedding layer for the LM head, None for every other class
+    (as XLMPreTrainedModel's)."""
+    model = MODEL_CLASSES[architecture](tiny_config())
+    expected = model.get_input_embeddings() if architecture == "XLMWithLMHeadModel" else None
+    assert model.get_output_embeddings() is expected

@@ -594,6 +594,10 @@ class TFXLMPreTrainedModel(keras.Model):
         """The word-embedding table."""
         return self.transformer.embeddings
 
+    def get_output_embeddings(self) -> Any:
+        """The layer the output projection reads (None without an LM head)."""
+        return None
+
     def _return_dict(self, return_dict: bool | None) -> bool:
         return self.config.use_return_dict if return_dict is None else return_dict
 
