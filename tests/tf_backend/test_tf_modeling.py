@@ -2,6 +2,7 @@
 validation, mixed precision, and Keras serialisation."""
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -368,8 +369,6 @@ def test_lora_dense_layers_take_keras_own_path():
 def test_a_tokenizer_batch_goes_in_as_it_comes_out():
     """tokenizer(..., return_tensors="tf") gives a BatchEncoding (a dict subclass Keras does not
     recognise): model(batch), model.predict(batch) and evaluate take it as transformers' models do."""
-    from pathlib import Path
-
     tokenizer = xlm.XLMTokenizer.from_pretrained(str(Path(xlm.__file__).parent / "data" / "test_tokenizer"))
     batch = tokenizer(["the first sentence", "a second, longer sentence here"], padding=True, return_tensors="tf")
     assert type(batch) is not dict and isinstance(batch, dict)

@@ -535,7 +535,6 @@ class _InferenceGraph:
         return self.output_class(**outputs) if isinstance(outputs, dict) else outputs
 
 
-
 class TFXLMPreTrainedModel(keras.Model):
     """Base class of the Keras XLM models: config, checkpoints, Keras (de)serialisation, training hooks.
 
