@@ -570,3 +570,84 @@ def test_arbitrary_text_matches_transformers(ours, hf, text):
     except Exception:  # pragma: no cover - transformers failing is not our concern
         assume(False)
     assert ours.tokenize(text) == expected
+
+
+# --- adding tokens ------------------------------------------------------------------------------
+
+ADDED_TEXTS = [
+    "Hello NEWWORD world <Custom> foo",
+    "newword<custom>bar MyTok end",
+    "  [PAD] and [sep2] [PAD]x",
+    "Übung <Custom>  spaced",
+    "mytok MYTOK MyTok",
+]
+ADDING = {
+    "plain strings (lowercased, one already known, one empty)": [
+        lambda tok, added: tok.add_tokens(["NewWord", "mytok", "hello", ""]),
+    ],
+    "special": [lambda tok, added: tok.add_tokens(["<Custom>"], special_tokens=True)],
+    "AddedToken stripping its sides": [
+        lambda tok, added: tok.add_tokens(
+            [added("MyTok", lstrip=True, rstrip=True, normalized=False, special=False, single_word=False)]
+        ),
+    ],
+    "AddedToken, single word": [
+        lambda tok, added: tok.add_tokens(
+            added("mytok", single_word=True, normalized=True, special=False, lstrip=False, rstrip=False)
+        ),
+    ],
+    "special tokens replacing the additional ones": [
+        lambda tok, added: tok.add_special_tokens(
+            {"pad_token": "[PAD]", "additional_special_tokens": ["[sep2]", "<Custom>"]}
+        ),
+    ],
+    "special tokens extending the additional ones, then a plain one": [
+        lambda tok, added: tok.add_special_tokens(
+            {"additional_special_tokens": ["[sep2]"]}, replace_additional_special_tokens=False
+        ),
+        lambda tok, added: tok.add_tokens(["newword"]),
+    ],
+    "a special token already in the vocabulary": [
+        lambda tok, added: tok.add_special_tokens({"cls_token": "<special5>", "mask_token": "[MASK]"}),
+    ],
+}
+
+
+@pytest.mark.parametrize("steps", list(ADDING.values()), ids=list(ADDING))
+def test_adding_tokens_as_transformers(steps, tmp_path):
+    """add_tokens / add_special_tokens give transformers' counts, ids, tokens and decoding, and the
+    saved tokenizer loads in either library with the same encoding."""
+    from transformers import AddedToken as HFAddedToken
+
+    from xlm.tokenizer import AddedToken
+
+    mine, theirs = XLMTokenizer.from_pretrained(VOCAB_DIR), HFTokenizer.from_pretrained(VOCAB_DIR)
+    for step in steps:
+        assert step(mine, AddedToken) == step(theirs, HFAddedToken)
+    assert len(mine) == len(theirs) and mine.get_vocab() == theirs.get_vocab()
+    assert mine.all_special_tokens == theirs.all_special_tokens
+    for text in ADDED_TEXTS:
+        assert mine.tokenize(text) == theirs.tokenize(text), text
+        ids = mine(text)["input_ids"]
+        assert ids == theirs(text)["input_ids"], text
+        assert mine.decode(ids) == theirs.decode(ids)
+        assert mine.decode(ids, skip_special_tokens=True) == theirs.decode(ids, skip_special_tokens=True)
+    mine.save_pretrained(tmp_path / "ours")
+    theirs.save_pretrained(tmp_path / "theirs")
+    for loaded in (HFTokenizer.from_pretrained(tmp_path / "ours"), XLMTokenizer.from_pretrained(tmp_path / "ours"),
+                   XLMTokenizer.from_pretrained(tmp_path / "theirs")):
+        assert [loaded(t)["input_ids"] for t in ADDED_TEXTS] == [mine(t)["input_ids"] for t in ADDED_TEXTS]
+
+
+def test_adding_bad_tokens_is_a_clear_error(ours):
+    """A bad token is refused before any of its list is added."""
+    tok = XLMTokenizer.from_pretrained(VOCAB_DIR)
+    size = len(tok)
+    with pytest.raises(TypeError, match="token 5 is a int, not a str or an AddedToken"):
+        tok.add_tokens(["fine", 5])
+    assert len(tok) == size and tok.tokenize("fine") == ours.tokenize("fine")  # nothing added
+    with pytest.raises(ValueError, match="'padding_token' is not a special token; expected one of"):
+        tok.add_special_tokens({"padding_token": "[PAD]"})
+    with pytest.raises(ValueError, match="additional_special_tokens must be a list of tokens, got str"):
+        tok.add_special_tokens({"additional_special_tokens": "[X]"})
+    assert tok.add_tokens([]) == 0 and tok.add_special_tokens({}) == 0

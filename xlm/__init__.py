@@ -27,6 +27,7 @@ _TORCH_NAMES = (
 _TF_NAMES = ("TFXLMMainLayer", "TFXLMPreTrainedModel") + tuple("TF" + n for n in _TORCH_NAMES[1:])
 _LAZY = {
     "XLMTokenizer": "xlm.tokenizer",
+    "AddedToken": "xlm.tokenizer",
     "pipeline": "xlm.pipelines",
     **{name: "xlm.torch_backend" for name in _TORCH_NAMES},
     **{name: "xlm.tf_backend" for name in _TF_NAMES},

@@ -1,4 +1,5 @@
-"""Framework-free pieces of the model stacks: the sinusoidal table and input validation.
+"""Framework-free pieces of the model stacks: the sinusoidal table, input validation and the
+sizes and new rows of `resize_token_embeddings`.
 
 Both stacks call the same checks with plain Python numbers, so they raise the same messages
 before any kernel runs (TensorFlow's embedding lookup on GPU silently returns zeros for
@@ -8,6 +9,7 @@ out-of-range ids, so the check cannot be left to the lookup).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -69,3 +71,57 @@ def id_range_message(name: str, limit: int, limit_name: str) -> str:
 def sequence_length_message(max_positions: int) -> str:
     """The message of `check_sequence_length` for graph-mode assertions."""
     return f"sequence length exceeds max_position_embeddings = {max_positions}"
+
+
+SPECIAL_INDICES = ("bos_index", "eos_index", "pad_index", "unk_index", "mask_index")
+
+
+def resized_vocab_size(
+    config: Any, current: int, new_num_tokens: int | None, pad_to_multiple_of: int | None
+) -> int | None:
+    """The row count `resize_token_embeddings` gives the word embeddings, or None to leave them.
+
+    As transformers: `pad_to_multiple_of` rounds `new_num_tokens` (or the current size) up. Beyond
+    it, a size that would drop one of the config's special ids, or an adaptive-softmax output
+    (whose clusters `asm_cutoffs` fixes), is a ValueError.
+    """
+    if pad_to_multiple_of is not None:
+        if not isinstance(pad_to_multiple_of, int) or isinstance(pad_to_multiple_of, bool) or pad_to_multiple_of < 1:
+            raise ValueError(f"pad_to_multiple_of must be a positive integer, got {pad_to_multiple_of!r}")
+        if new_num_tokens is None:
+            new_num_tokens = current
+    if new_num_tokens is None:
+        return None
+    if not isinstance(new_num_tokens, (int, np.integer)) or isinstance(new_num_tokens, bool) or new_num_tokens < 1:
+        raise ValueError(f"new_num_tokens must be a positive integer, got {new_num_tokens!r}")
+    new_num_tokens = int(new_num_tokens)
+    if pad_to_multiple_of is not None:
+        new_num_tokens = -(-new_num_tokens // pad_to_multiple_of) * pad_to_multiple_of
+    if config.asm and new_num_tokens != current:
+        raise ValueError(
+            f"resize_token_embeddings can't resize an adaptive-softmax output (config.asm): its clusters are "
+            f"fixed by asm_cutoffs={list(config.asm_cutoffs)} for {current} words"
+        )
+    dropped = [f"{name}={getattr(config, name)}" for name in SPECIAL_INDICES if getattr(config, name) >= new_num_tokens]
+    if dropped:
+        raise ValueError(
+            f"new_num_tokens={new_num_tokens} would drop the config's special ids {', '.join(dropped)}: "
+            f"keep at least {max(getattr(config, name) for name in SPECIAL_INDICES) + 1} rows"
+        )
+    return new_num_tokens
+
+
+def mean_resized_rows(old: np.ndarray, added: int, standard_normal: np.ndarray) -> np.ndarray:
+    """`added` new rows drawn around the mean of `old` (rows × dim) with 1e-9 × its covariance, from
+    (added × dim) standard normal draws; the mean itself when that covariance is not positive
+    definite. transformers' `mean_resizing`, for the Keras stack (PyTorch runs transformers' own
+    torch.distributions code, so that a seed gives the same rows)."""
+    old = np.asarray(old, dtype=np.float32)
+    mean = old.mean(axis=0)
+    centered = old - mean
+    covariance = 1e-9 * (centered.T @ centered / len(old))
+    try:
+        lower = np.linalg.cholesky(covariance.astype(np.float64))
+    except np.linalg.LinAlgError:
+        return np.repeat(mean[None, :], added, axis=0)
+    return (mean + standard_normal @ lower.T).astype(np.float32)

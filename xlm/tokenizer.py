@@ -672,6 +672,15 @@ def _read_vocab(path: str) -> dict[str, int]:
     return vocab
 
 
+def _special_token(token: Any, key: str) -> Any:
+    """A special token given to `add_special_tokens`: a string becomes a non-normalised AddedToken."""
+    if isinstance(token, str):
+        return AddedToken(token, special=True, normalized=False)
+    if all(hasattr(token, f) for f in AddedToken.__dataclass_fields__):
+        return token
+    raise ValueError(f"{key} must be a str or an AddedToken, got {type(token).__name__}")
+
+
 def _token_content(token: Any) -> Any:
     """A special token from a config: a string, or transformers' serialised AddedToken dict."""
     if isinstance(token, dict) and "content" in token:
@@ -686,6 +695,7 @@ def _token_content(token: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 TextOrIds = Union[str, Sequence[str], Sequence[int]]
+TokenLike = Union[str, "AddedToken"]
 
 
 class XLMTokenizer:
@@ -934,6 +944,87 @@ class XLMTokenizer:
     @property
     def do_lower_case(self) -> bool:
         return self.do_lowercase_and_remove_accent
+
+    def add_tokens(self, new_tokens: Union[TokenLike, Sequence[TokenLike]], special_tokens: bool = False) -> int:
+        """Add tokens that are matched whole in the raw text, before Moses and BPE, as transformers does.
+
+        A string becomes a normalised (lowercased with the text) token, or a special one when it is a
+        special token or `special_tokens` is set; an `AddedToken` (ours or the `tokenizers` one)
+        keeps its options. A token outside the vocabulary gets the next id. Returns how many ids
+        are new: give the model `resize_token_embeddings(len(tokenizer))`.
+        """
+        if not new_tokens:
+            return 0
+        if not isinstance(new_tokens, (list, tuple)):
+            new_tokens = [new_tokens]
+        tokens: list[Union[str, AddedToken]] = []
+        for given in new_tokens:  # all checked before any is added
+            if isinstance(given, str):
+                if given:
+                    tokens.append(given)
+            elif all(hasattr(given, f) for f in AddedToken.__dataclass_fields__):
+                token = AddedToken(**{f: getattr(given, f) for f in AddedToken.__dataclass_fields__})
+                if not isinstance(token.content, str):
+                    raise TypeError(f"added token content must be a str, got {type(token.content).__name__}")
+                token.special = bool(token.special or special_tokens)
+                if token.content:
+                    tokens.append(token)
+            else:
+                raise TypeError(f"token {given!r} is a {type(given).__name__}, not a str or an AddedToken")
+        vocab = self.get_vocab()
+        next_id = len(vocab)
+        added = 0
+        for token in tokens:
+            if isinstance(token, str):
+                if token in self._added_encoder:  # a string leaves an added token as it is
+                    continue
+                special = special_tokens or token in self.all_special_tokens
+                token = AddedToken(token, special=special, normalized=not special)
+            if not token.special and token.normalized and self.do_lower_case:
+                token.content = token.content.lower()
+            if token.content in vocab:
+                index = vocab[token.content]
+            else:
+                index = vocab[token.content] = next_id + added
+                added += 1
+            if token.special and token.content not in self.all_special_tokens:
+                self.additional_special_tokens.append(token.content)
+            self._added[index] = token
+            self._added_encoder[token.content] = index
+        self._rebuild()
+        return added
+
+    def add_special_tokens(
+        self, special_tokens_dict: Mapping[str, Union[TokenLike, Sequence[TokenLike]]],
+        replace_additional_special_tokens: bool = True,
+    ) -> int:
+        """Set special tokens ({"pad_token": "[PAD]", "additional_special_tokens": [...]}) and add
+        the ones the vocabulary lacks, as transformers does. Returns how many ids are new."""
+        if not special_tokens_dict:
+            return 0
+        tokens: list[TokenLike] = []
+        for key, value in special_tokens_dict.items():
+            if key not in SPECIAL_TOKENS_ATTRIBUTES:
+                raise ValueError(f"{key!r} is not a special token; expected one of {', '.join(SPECIAL_TOKENS_ATTRIBUTES)}")
+            if key == "additional_special_tokens":
+                if not isinstance(value, (list, tuple)):
+                    raise ValueError(f"additional_special_tokens must be a list of tokens, got {type(value).__name__}")
+                values = [_special_token(t, key) for t in value]
+                contents = [str(_token_content(t)) for t in values]
+                if not replace_additional_special_tokens:
+                    keep = [i for i, c in enumerate(contents) if c not in self.additional_special_tokens]
+                    values, contents = [values[i] for i in keep], [contents[i] for i in keep]
+                if replace_additional_special_tokens and contents:
+                    self.additional_special_tokens = contents
+                else:
+                    self.additional_special_tokens.extend(contents)
+                tokens += values
+            else:
+                token = _special_token(value, key)
+                setattr(self, key, _token_content(token))
+                if token not in tokens:
+                    tokens.append(token)
+        return self.add_tokens(tokens, special_tokens=True)
 
     def convert_tokens_to_ids(self, tokens: Union[str, Sequence[str]]) -> Union[int, list[int], None]:
         """Id of a token (or list of ids); unknown tokens get `unk_token_id`."""

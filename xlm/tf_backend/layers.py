@@ -30,6 +30,24 @@ def normal_initializer(std: float) -> Any:
     return keras.initializers.RandomNormal(mean=0.0, stddev=std)
 
 
+def replace_variable(layer: Any, variable: Any, values: np.ndarray) -> Any:
+    """A new variable of `layer` holding `values` (another shape) in place of `variable`: same name,
+    trainability and dtype; Keras variables can't change shape."""
+    locked = layer._tracker.locked
+    layer._untrack_variable(variable)
+    layer._tracker.unlock()
+    try:
+        new = layer.add_weight(
+            name=variable.name, shape=values.shape, initializer="zeros", dtype=variable.dtype,
+            trainable=variable.trainable, autocast=variable._autocast,
+        )
+    finally:
+        if locked:
+            layer._tracker.lock()
+    new.assign(values)
+    return new
+
+
 def float32_if_half(dtype_policy: Any) -> Any:
     """The policy for numerically sensitive layers: float32 when the model computes in half precision."""
     if keras.backend.standardize_dtype(dtype_policy.compute_dtype) in ("float16", "bfloat16"):
@@ -211,6 +229,11 @@ class TFXLMEmbedding(keras.layers.Layer):
     def call(self, ids: Any) -> Any:
         return ops.cast(ops.take(self.weight, ids, axis=0), self.compute_dtype)
 
+    def set_table(self, values: np.ndarray) -> None:
+        """Replace the table by `values`, of any row count (`resize_token_embeddings`)."""
+        self.num_embeddings = int(values.shape[0])
+        self.weight = replace_variable(self, self.weight, values)
+
     def linear(self, hidden_states: Any) -> Any:
         """hidden_states @ tableᵀ: the tied output projection of the LM head."""
         table = ops.cast(self.weight, hidden_states.dtype)
@@ -383,6 +406,14 @@ class TFXLMPredLayer(keras.layers.Layer):
         for project, output in zip(self.tail_projections, self.tail_outputs):
             project.build((None, self.dim))
             output.build((None, project.units))
+
+    def set_vocab_size(self, n_words: int) -> None:
+        """Follow resized word embeddings: the bias is cut, or padded with zeros for new words."""
+        bias = self.bias.numpy()
+        values = np.zeros(n_words, dtype=bias.dtype)
+        values[: min(n_words, len(bias))] = bias[:n_words]
+        self.n_words = n_words
+        self.bias = replace_variable(self, self.bias, values)
 
     def log_prob(self, hidden_states: Any) -> Any:
         """Adaptive-softmax log-probabilities (..., vocab) of hidden states (..., dim), in float32."""

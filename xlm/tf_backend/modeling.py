@@ -23,6 +23,8 @@ from xlm.modeling_utils import (
     check_same_shape,
     check_sequence_length,
     id_range_message,
+    mean_resized_rows,
+    resized_vocab_size,
     sequence_length_message,
     sinusoidal_table,
 )
@@ -37,8 +39,10 @@ from xlm.tf_backend.layers import (  # noqa: E402
     TFXLMDropout,
     TFXLMEmbedding,
     TFXLMMultiHeadAttention,
+    TFXLMPredLayer,
     TFXLMTransformerFFN,
     layer_norm,
+    normal_initializer,
 )
 
 _PACKAGE = "xlm"
@@ -596,6 +600,51 @@ class TFXLMPreTrainedModel(keras.Model):
     def get_output_embeddings(self) -> Any:
         """The layer the output projection reads (None without an LM head)."""
         return None
+
+    def resize_token_embeddings(
+        self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None, mean_resizing: bool = True
+    ) -> Any:
+        """Give the word embeddings `new_num_tokens` rows (after adding tokens to the tokenizer).
+
+        The PyTorch twin's semantics (transformers' PyTorch ones): rows kept from the start, cut or
+        added at the end; `pad_to_multiple_of` rounds the size up; added rows drawn around the old
+        rows' mean and covariance (`mean_resizing`) or from N(0, embed_init_std); the LM head's bias
+        gets zeros for new words. Updates `config.vocab_size`. Resize before training: a built
+        optimizer holds state for the old table, so that is a ValueError. Returns the embedding
+        variable, as transformers' TFXLM models do.
+        """
+        embeddings = self.get_input_embeddings()
+        old = embeddings.weight.numpy()
+        new_rows = resized_vocab_size(self.config, old.shape[0], new_num_tokens, pad_to_multiple_of)
+        if new_rows is None or new_rows == old.shape[0]:
+            if new_rows is not None:
+                self.config.vocab_size = new_rows
+            return embeddings.weight
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None and optimizer.built:
+            raise ValueError(
+                f"the optimizer already holds state for the {old.shape[0]}-row word embeddings: resize before "
+                "training, or compile() again with a new optimizer before resizing"
+            )
+        added = new_rows - old.shape[0]
+        table = old[:new_rows]
+        if added > 0:
+            if mean_resizing:
+                draws = keras.random.normal((added, old.shape[1]), dtype="float32")
+                rows = mean_resized_rows(old, added, np.asarray(draws, dtype=np.float64))
+            else:
+                rows = np.asarray(normal_initializer(self.config.embed_init_std)((added, old.shape[1]), dtype="float32"))
+            table = np.concatenate([old, rows.astype(old.dtype)])
+        embeddings.set_table(table)
+        for layer in self._flatten_layers():
+            if isinstance(layer, TFXLMPredLayer) and not layer.asm:
+                layer.set_vocab_size(new_rows)
+        self.config.vocab_size = new_rows
+        # traced functions hold the old variables and shapes
+        self._inference_graph = None
+        self._eager_signatures = set()
+        self.train_function = self.test_function = self.predict_function = None
+        return embeddings.weight
 
     def _return_dict(self, return_dict: bool | None) -> bool:
         return self.config.use_return_dict if return_dict is None else return_dict

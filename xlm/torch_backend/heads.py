@@ -42,6 +42,11 @@ class XLMWithLMHeadModel(XLMPreTrainedModel, XLMGenerationMixin):
     def get_output_embeddings(self) -> nn.Module | None:
         return None if self.config.asm else self.pred_layer.proj
 
+    def set_output_embeddings(self, projection: nn.Linear) -> None:
+        if self.config.asm:
+            raise AttributeError("an adaptive-softmax head has no single output projection to replace")
+        self.pred_layer.proj = projection
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,

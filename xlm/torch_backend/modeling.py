@@ -36,17 +36,33 @@ from xlm.modeling_utils import (
     check_new_positions,
     check_same_shape,
     check_sequence_length,
+    resized_vocab_size,
     sinusoidal_table,
 )
 from xlm.outputs import BaseModelOutput
 from xlm.torch_backend.layers import (
     ATTENTION_IMPLEMENTATIONS,
     XLMMultiHeadAttention,
+    XLMPredLayer,
     XLMTransformerFFN,
 )
 from xlm.weights import StateDictMatch, match_state_dict, weight_specs
 
 logger = logging.getLogger(__name__)
+
+
+def _rows_around_mean(weight: torch.Tensor, added: int) -> torch.Tensor:
+    """`added` rows drawn from N(mean of `weight`'s rows, 1e-9 × their covariance), or the mean when
+    that is not positive definite (transformers' `mean_resizing`)."""
+    old = weight.detach().to(torch.float32)
+    mean = old.mean(dim=0)
+    centered = old - mean
+    covariance = 1e-9 * (centered.T @ centered / old.shape[0])
+    if torch.distributions.constraints.positive_definite.check(covariance).all():
+        rows = torch.distributions.MultivariateNormal(mean, covariance_matrix=covariance).sample((added,))
+    else:
+        rows = mean[None, :].repeat(added, 1)
+    return rows.to(weight.dtype)
 
 
 class XLMPreTrainedModel(nn.Module):
@@ -120,11 +136,76 @@ class XLMPreTrainedModel(nn.Module):
         """The output projection tied to the word embeddings (None without an LM head)."""
         return None
 
+    def set_output_embeddings(self, projection: nn.Linear) -> None:
+        """Replace the output projection of the LM head."""
+        raise AttributeError(f"{type(self).__name__} has no output projection")
+
     def tie_weights(self) -> None:
-        """Share the word-embedding matrix with the output projection (when the config ties them)."""
+        """Share the word-embedding matrix with the output projection (when the config ties them); a
+        bias of another length is cut or padded with zeros to the vocabulary, as transformers does."""
         output = self.get_output_embeddings()
         if output is not None and self.config.tie_word_embeddings:
             output.weight = self.get_input_embeddings().weight
+            rows = output.weight.shape[0]
+            if output.bias is not None and output.bias.shape[0] != rows:
+                output.bias.data = F.pad(output.bias.data, (0, rows - output.bias.shape[0]))
+            output.out_features = rows
+
+    def resize_token_embeddings(
+        self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None, mean_resizing: bool = True
+    ) -> nn.Embedding:
+        """Give the word embeddings `new_num_tokens` rows (after adding tokens to the tokenizer), as transformers does.
+
+        Rows are kept from the start and cut or added at the end; `pad_to_multiple_of` rounds the size
+        up. Added rows are drawn around the old rows' mean and covariance (`mean_resizing`) or from
+        XLM's initialisation; an untied output projection is resized the same way, a tied one follows
+        the embeddings with a zero bias for new words. Updates `config.vocab_size`. Unlike
+        transformers, the LM loss works afterwards, and a size that would drop one of the config's
+        special ids (`pad_index` ...) or an adaptive-softmax head is a ValueError. Returns the
+        embedding module; the same seed gives the same rows as transformers.
+        """
+        embeddings = self.get_input_embeddings()
+        old_rows, dim = embeddings.weight.shape
+        new_rows = resized_vocab_size(self.config, old_rows, new_num_tokens, pad_to_multiple_of)
+        if new_rows is None:
+            return embeddings
+        if new_rows != old_rows:
+            weight = embeddings.weight
+            fresh = nn.Embedding(new_rows, dim, device=weight.device, dtype=weight.dtype)
+            self._fill_resized(fresh, embeddings, mean_resizing)
+            embeddings.weight.data = fresh.weight.data
+            embeddings.num_embeddings = new_rows
+            output = self.get_output_embeddings()
+            if output is not None and not self.config.tie_word_embeddings:
+                head = nn.Linear(dim, new_rows, bias=output.bias is not None, device=weight.device, dtype=weight.dtype)
+                self._fill_resized(head, output, mean_resizing)
+                head.requires_grad_(output.weight.requires_grad)
+                self.set_output_embeddings(head)
+            for module in self.modules():
+                if isinstance(module, XLMPredLayer):
+                    module.vocab_size = new_rows
+        self.config.vocab_size = new_rows
+        self.tie_weights()
+        return embeddings
+
+    def _fill_resized(self, new: nn.Embedding | nn.Linear, old: nn.Embedding | nn.Linear, mean_resizing: bool) -> None:
+        """transformers' `_get_resized_embeddings` / `_get_resized_lm_head` fill, draw for draw: new rows
+        (around the old mean, or XLM's initialisation), then the old rows copied in."""
+        old_rows, new_rows = old.weight.shape[0], new.weight.shape[0]
+        added = new_rows - old_rows
+        with torch.no_grad():
+            if added > 0 and not mean_resizing:
+                self._init_weights(new)
+            elif added > 0:
+                new.weight[-added:] = _rows_around_mean(old.weight, added)
+                if getattr(old, "bias", None) is not None:
+                    bias_mean = torch.mean(old.bias, dim=0, dtype=torch.float32)
+                    bias_std = torch.std(old.bias, dim=0).to(torch.float32)
+                    new.bias[-added:].normal_(mean=bias_mean.item(), std=(1e-9 * bias_std).item())
+            kept = min(old_rows, new_rows)
+            new.weight[:kept] = old.weight[:kept]
+            if getattr(old, "bias", None) is not None:
+                new.bias[:kept] = old.bias[:kept]
 
     def set_attn_implementation(self, implementation: str) -> None:
         """'sdpa' (default: fused attention whenever no weights / head mask are asked for) or 'eager'."""

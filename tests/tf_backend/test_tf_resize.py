@@ -1,0 +1,108 @@
+"""resize_token_embeddings of the Keras models: the PyTorch twin's sizes and rules, the old rows
+kept, new rows at the old mean, outputs equal to a PyTorch model of the new size on the same
+weights, traced graphs rebuilt, training and saving after the resize."""
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+import keras  # noqa: E402
+from tf_helpers import TOL, hf_torch_model, torch_state  # noqa: E402
+from xlm_testing import make_inputs, tiny_config  # noqa: E402
+from xlm.config import XLMConfig  # noqa: E402
+import xlm.torch_backend as pt  # noqa: E402
+from xlm.tf_backend import MODEL_CLASSES, TFXLMModel, TFXLMWithLMHeadModel  # noqa: E402
+
+
+def keras_and_torch(architecture: str, config):
+    """A Keras model holding transformers' random weights, and the same PyTorch model of ours."""
+    state = torch_state(hf_torch_model(config, architecture))
+    model = MODEL_CLASSES[architecture](config)
+    model.load_state_dict(state)
+    twin = getattr(pt, architecture)(XLMConfig.from_dict(config.to_dict())).eval()
+    twin.load_weights(state)
+    return model, twin
+
+
+def with_new_words(config, size: int) -> dict:
+    inputs = make_inputs(config)
+    inputs["input_ids"][0, :3] = [size - 1, size - 2, 20]
+    return inputs
+
+
+@pytest.mark.parametrize("new_num_tokens, pad_to_multiple_of, size", [(130, None, 130), (90, None, 90), (101, 64, 128)])
+@pytest.mark.parametrize("architecture", ["XLMWithLMHeadModel", "XLMForTokenClassification"])
+def test_resize_keeps_rows_and_matches_the_pytorch_twin(architecture, new_num_tokens, pad_to_multiple_of, size):
+    config = tiny_config()
+    model, twin = keras_and_torch(architecture, config)
+    old = model.get_input_embeddings().weight.numpy()
+    inputs = make_inputs(config)
+    model(inputs), model(inputs)  # the second call traces the inference graph, which must be rebuilt
+    variable = model.resize_token_embeddings(new_num_tokens, pad_to_multiple_of=pad_to_multiple_of)
+    twin.resize_token_embeddings(new_num_tokens, pad_to_multiple_of=pad_to_multiple_of)
+    assert variable is model.get_input_embeddings().weight
+    assert model.config.vocab_size == twin.config.vocab_size == size and variable.shape == (size, config.emb_dim)
+    table = variable.numpy()
+    kept = min(size, len(old))
+    np.testing.assert_array_equal(table[:kept], old[:kept])
+    if size > len(old):  # 1e-9 × the covariance: the new rows sit at the old rows' mean
+        np.testing.assert_allclose(table[len(old):], np.broadcast_to(old.mean(0), table[len(old):].shape), atol=1e-4)
+    state = model.state_dict()
+    assert len(model.weights) == len(twin.state_dict()) - (architecture == "XLMWithLMHeadModel")  # tied: one less
+    if architecture == "XLMWithLMHeadModel":
+        bias = state["pred_layer.proj.bias"]
+        np.testing.assert_array_equal(bias, twin.pred_layer.proj.bias.detach().numpy())  # cut, or zeros for new words
+    twin.load_weights(state)  # the Keras rows into the PyTorch twin: the same numbers
+    inputs = with_new_words(model.config, size)
+    for _ in range(2):  # op by op, then through the inference graph
+        ours = np.asarray(model(inputs).logits)
+        with torch.no_grad():
+            theirs = twin(**{k: torch.from_numpy(v) for k, v in inputs.items()}).logits.numpy()
+        np.testing.assert_allclose(ours, theirs, atol=TOL)
+
+
+def test_fit_and_save_after_resize(tmp_path):
+    config = tiny_config(n_layers=1)
+    model = TFXLMWithLMHeadModel(config)
+    model.resize_token_embeddings(config.vocab_size + 30)
+    assert model.pred_layer.bias.shape == (model.config.vocab_size,)
+    inputs = with_new_words(model.config, model.config.vocab_size)
+    data = tf.data.Dataset.from_tensor_slices({"input_ids": inputs["input_ids"], "labels": inputs["input_ids"]}).batch(3)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    losses = model.fit(data.repeat(4), epochs=1, verbose=0, shuffle=False).history["loss"]
+    assert np.isfinite(losses).all()
+    # the optimizer now holds state for this table: a second resize must wait for a new compile
+    with pytest.raises(ValueError, match="optimizer already holds state for the 129-row word embeddings"):
+        model.resize_token_embeddings(140)
+    model.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(np.asarray(again(inputs).logits), np.asarray(model(inputs).logits))
+    model.save_pretrained(tmp_path / "dir", safe_serialization=True)  # tf_model.h5 and model.safetensors
+    theirs = transformers.XLMWithLMHeadModel.from_pretrained(tmp_path / "dir").eval()
+    with torch.no_grad():
+        expected = theirs(**{k: torch.from_numpy(inputs[k]) for k in ("input_ids", "attention_mask")}).logits.numpy()
+    ours = np.asarray(model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits)
+    np.testing.assert_allclose(ours, expected, atol=TOL)
+    model.save_pretrained(tmp_path / "h5")
+    theirs_tf = transformers.TFXLMWithLMHeadModel.from_pretrained(tmp_path / "h5")
+    tf_inputs = {k: tf.constant(inputs[k]) for k in ("input_ids", "attention_mask")}
+    np.testing.assert_allclose(ours, np.asarray(theirs_tf(tf_inputs).logits), atol=TOL)
+
+
+def test_init_draws_and_refusals():
+    keras.utils.set_random_seed(0)
+    config = tiny_config()
+    model = TFXLMModel(config)
+    old = model.get_input_embeddings().weight.numpy()
+    model.resize_token_embeddings(len(old) + 300, mean_resizing=False)
+    drawn = model.get_input_embeddings().weight.numpy()[len(old):]
+    assert abs(drawn.std() - config.embed_init_std) <= 0.1 * config.embed_init_std
+    assert model.resize_token_embeddings() is model.get_input_embeddings().weight
+    with pytest.raises(ValueError, match=r"new_num_tokens=3 would drop the config.s special ids unk_index=3, mask_index=5"):
+        model.resize_token_embeddings(3)
+    asm = MODEL_CLASSES["XLMWithLMHeadModel"](tiny_config("asm"))
+    with pytest.raises(ValueError, match="adaptive-softmax output"):
+        asm.resize_token_embeddings(asm.config.vocab_size + 1)
