@@ -1005,7 +1005,8 @@ class XLMTokenizer:
         tokens: list[TokenLike] = []
         for key, value in special_tokens_dict.items():
             if key not in SPECIAL_TOKENS_ATTRIBUTES:
-                raise ValueError(f"{key!r} is not a special token; expected one of {', '.join(SPECIAL_TOKENS_ATTRIBUTES)}")
+                expected = ", ".join(SPECIAL_TOKENS_ATTRIBUTES)
+                raise ValueError(f"{key!r} is not a special token; expected one of {expected}")
             if key == "additional_special_tokens":
                 if not isinstance(value, (list, tuple)):
                     raise ValueError(f"additional_special_tokens must be a list of tokens, got {type(value).__name__}")

@@ -13,6 +13,7 @@ from xlm_testing import tiny_config, transformers_config
 transformers = pytest.importorskip("transformers")
 
 SIZES = [(130, None), (90, None), (101, 64), (None, 8)]
+DROPPED = r"new_num_tokens=3 would drop the config.s special ids unk_index=3, mask_index=5: keep at least 6 rows"
 
 
 def resized_pair(architecture: str, new_num_tokens, pad_to_multiple_of, mean_resizing: bool, **overrides):
@@ -102,7 +103,7 @@ def test_resize_refuses_what_it_cannot_do():
     size = model.config.vocab_size
     assert model.resize_token_embeddings() is model.transformer.embeddings  # nothing asked: unchanged
     assert model.config.vocab_size == size
-    with pytest.raises(ValueError, match=r"new_num_tokens=3 would drop the config.s special ids unk_index=3, mask_index=5: keep at least 6 rows"):
+    with pytest.raises(ValueError, match=DROPPED):
         model.resize_token_embeddings(3)
     with pytest.raises(ValueError, match="pad_to_multiple_of must be a positive integer, got 0"):
         model.resize_token_embeddings(120, pad_to_multiple_of=0)

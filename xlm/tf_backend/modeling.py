@@ -633,7 +633,8 @@ class TFXLMPreTrainedModel(keras.Model):
                 draws = keras.random.normal((added, old.shape[1]), dtype="float32")
                 rows = mean_resized_rows(old, added, np.asarray(draws, dtype=np.float64))
             else:
-                rows = np.asarray(normal_initializer(self.config.embed_init_std)((added, old.shape[1]), dtype="float32"))
+                draw = normal_initializer(self.config.embed_init_std)
+                rows = np.asarray(draw((added, old.shape[1]), dtype="float32"))
             table = np.concatenate([old, rows.astype(old.dtype)])
         embeddings.set_table(table)
         for layer in self._flatten_layers():
