@@ -647,7 +647,8 @@ def test_adding_bad_tokens_is_a_clear_error(ours):
         tok.add_tokens(["fine", 5])
     assert len(tok) == size and tok.tokenize("fine") == ours.tokenize("fine")  # nothing added
     with pytest.raises(ValueError, match="'padding_token' is not a special token; expected one of"):
-        tok.add_special_tokens({"padding_token": "[PAD]"})
+        tok.add_special_tokens({"pad_token": "[PAD]", "padding_token": "[PAD]"})
+    assert tok.pad_token == "<pad>"  # nothing set
     with pytest.raises(ValueError, match="additional_special_tokens must be a list of tokens, got str"):
         tok.add_special_tokens({"additional_special_tokens": "[X]"})
     assert tok.add_tokens([]) == 0 and tok.add_special_tokens({}) == 0

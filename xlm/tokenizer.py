@@ -1002,29 +1002,33 @@ class XLMTokenizer:
         the ones the vocabulary lacks, as transformers does. Returns how many ids are new."""
         if not special_tokens_dict:
             return 0
-        tokens: list[TokenLike] = []
-        for key, value in special_tokens_dict.items():
+        given: dict[str, Any] = {}
+        for key, value in special_tokens_dict.items():  # all checked before any is set
             if key not in SPECIAL_TOKENS_ATTRIBUTES:
                 expected = ", ".join(SPECIAL_TOKENS_ATTRIBUTES)
                 raise ValueError(f"{key!r} is not a special token; expected one of {expected}")
+            if key != "additional_special_tokens":
+                given[key] = _special_token(value, key)
+            elif isinstance(value, (list, tuple)):
+                given[key] = [_special_token(t, key) for t in value]
+            else:
+                raise ValueError(f"additional_special_tokens must be a list of tokens, got {type(value).__name__}")
+        tokens: list[TokenLike] = []
+        for key, value in given.items():
             if key == "additional_special_tokens":
-                if not isinstance(value, (list, tuple)):
-                    raise ValueError(f"additional_special_tokens must be a list of tokens, got {type(value).__name__}")
-                values = [_special_token(t, key) for t in value]
-                contents = [str(_token_content(t)) for t in values]
+                contents = [str(_token_content(t)) for t in value]
                 if not replace_additional_special_tokens:
                     keep = [i for i, c in enumerate(contents) if c not in self.additional_special_tokens]
-                    values, contents = [values[i] for i in keep], [contents[i] for i in keep]
+                    value, contents = [value[i] for i in keep], [contents[i] for i in keep]
                 if replace_additional_special_tokens and contents:
                     self.additional_special_tokens = contents
                 else:
                     self.additional_special_tokens.extend(contents)
-                tokens += values
+                tokens += value
             else:
-                token = _special_token(value, key)
-                setattr(self, key, _token_content(token))
-                if token not in tokens:
-                    tokens.append(token)
+                setattr(self, key, _token_content(value))
+                if value not in tokens:
+                    tokens.append(value)
         return self.add_tokens(tokens, special_tokens=True)
 
     def convert_tokens_to_ids(self, tokens: Union[str, Sequence[str]]) -> Union[int, list[int], None]:
