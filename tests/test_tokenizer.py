@@ -619,7 +619,7 @@ def test_adding_tokens_as_transformers(steps, tmp_path):
     saved tokenizer loads in either library with the same encoding."""
     from transformers import AddedToken as HFAddedToken
 
-    from xlm.tokenizer import AddedToken
+    from xlm import AddedToken  # exported at the top level, as transformers does
 
     mine, theirs = XLMTokenizer.from_pretrained(VOCAB_DIR), HFTokenizer.from_pretrained(VOCAB_DIR)
     for step in steps:

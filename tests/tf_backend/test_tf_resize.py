@@ -103,6 +103,12 @@ def test_init_draws_and_refusals():
     model.resize_token_embeddings(len(old) + 300, mean_resizing=False)
     drawn = model.get_input_embeddings().weight.numpy()[len(old):]
     assert abs(drawn.std() - config.embed_init_std) <= 0.1 * config.embed_init_std
+    row = np.linspace(-1, 1, config.emb_dim, dtype=np.float32)
+    table = np.broadcast_to(row, (model.config.vocab_size, config.emb_dim))
+    model.get_input_embeddings().weight.assign(table)  # equal rows: no positive-definite covariance
+    model.resize_token_embeddings(model.config.vocab_size + 5)
+    np.testing.assert_array_equal(model.get_input_embeddings().weight.numpy()[-5:],
+                                  np.broadcast_to(table.mean(axis=0), (5, config.emb_dim)))  # the mean
     assert model.resize_token_embeddings() is model.get_input_embeddings().weight
     with pytest.raises(ValueError, match=DROPPED):
         model.resize_token_embeddings(3)

@@ -96,6 +96,11 @@ def test_new_rows_sit_at_the_old_mean_or_follow_the_init():
     model.resize_token_embeddings(old.shape[0] + 200, mean_resizing=False)
     drawn = model.embeddings.weight.detach()[len(old):]
     assert abs(drawn.std().item() - model.config.embed_init_std) <= 0.1 * model.config.embed_init_std
+    with torch.no_grad():  # equal rows: no positive-definite covariance, so the new rows are the mean
+        model.embeddings.weight.copy_(torch.linspace(-1, 1, model.config.emb_dim))
+    mean = model.embeddings.weight.detach().mean(0)
+    model.resize_token_embeddings(model.config.vocab_size + 5)
+    assert torch.equal(model.embeddings.weight[-5:], mean.expand(5, -1))
 
 
 def test_resize_refuses_what_it_cannot_do():
