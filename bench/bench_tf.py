@@ -23,6 +23,7 @@ reference machine). Measured, with the issue's targets:
 
     python bench/bench_tf.py            # full (about 10 minutes on 2 cores)
     python bench/bench_tf.py --quick    # smoke: a tiny model (emb 64, 2 layers, 2×32), few pairs
+    python bench/bench_tf.py --only "fit step"   # the cases whose name contains the text
 
 The lead records the full run's ratios in BENCHMARKS.md.
 """
@@ -136,6 +137,7 @@ def eager_case(model_kwargs: dict, batch: int, seq: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a tiny model and short rounds: a smoke test")
+    parser.add_argument("--only", default="", help="run the cases whose name contains this text (e.g. 'fit step')")
     args = parser.parse_args()
     model_kwargs = QUICK if args.quick else FULL
     shape = (2, 32) if args.quick else (8, 128)
@@ -154,6 +156,8 @@ def main() -> None:
     print(f"TensorFlow {tf.__version__}, model {model_kwargs}")
     print(f"{'case':32s} {'pairs':>5s} {'ours ms':>10s} {'theirs ms':>10s} {'speed-up':>9s} {'95% interval':>14s}  target")
     for name, make, target, pairs in cases:
+        if args.only not in name:
+            continue
         ours, theirs = make()
         pairs = max(pairs // few, 4)
         mine, other, ratio, low, high = paired(ours, theirs, pairs)

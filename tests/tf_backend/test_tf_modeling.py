@@ -23,6 +23,7 @@ from xlm.tf_backend import (  # noqa: E402
     TFXLMModel,
     TFXLMWithLMHeadModel,
 )
+from xlm.tf_backend.layers import TFXLMDropout, _in_xla_context, philox_uint32  # noqa: E402
 from xlm.weights import ARCHITECTURES  # noqa: E402
 
 
@@ -70,6 +71,58 @@ def test_dropout_only_when_training():
     np.testing.assert_allclose(a, b, atol=1e-6)
     c, d = (np.asarray(model(inputs, training=True).last_hidden_state) for _ in range(2))
     assert not np.allclose(c, a) and not np.allclose(c, d)
+
+
+def test_xla_context_is_detected():
+    """Guards the fast dropout path: if TensorFlow's private XLA-context check went away, the native kernel
+    would run under XLA too (the same bits, so the tests below would still pass, only slower)."""
+    assert not _in_xla_context()
+    assert not tf.function(lambda: tf.constant(_in_xla_context()))().numpy()
+    assert tf.function(lambda: tf.constant(_in_xla_context()), jit_compile=True)().numpy()
+
+
+@pytest.mark.parametrize("shape", [(3, 10), (7,), (2, 3, 5, 9), (0, 4)])
+def test_philox_bits_under_xla_equal_tensorflows_generator(shape):
+    under_xla = tf.function(lambda seed: philox_uint32(tf.constant(shape), seed), jit_compile=True)
+    for seed in ([123, 456], [0, 0], [-5, -(2**31)], [2**31 - 1, 7]):
+        expected = tf.random.stateless_uniform(shape, seed, minval=None, maxval=None, dtype=tf.uint32, alg="philox")
+        got = under_xla(tf.constant(seed))
+        assert got.dtype == tf.uint32 and tuple(got.shape) == shape
+        np.testing.assert_array_equal(got.numpy(), expected.numpy())
+
+
+def test_dropout_mask_is_the_same_eagerly_in_a_graph_and_under_xla():
+    x = tf.random.normal([4, 33, 17], seed=1)  # 2,244 elements: not a multiple of Philox's 4 words
+    outputs = {}
+    for mode in ("eager", "graph", "xla"):
+        layer = TFXLMDropout(0.3, seed=11)
+        call = lambda x: layer(x, training=True)  # noqa: E731
+        if mode != "eager":
+            call = tf.function(call, jit_compile=mode == "xla")
+        outputs[mode] = [call(x).numpy() for _ in range(2)]
+    np.testing.assert_array_equal(outputs["graph"], outputs["eager"])
+    np.testing.assert_array_equal(outputs["xla"], outputs["eager"])
+    first, second = outputs["eager"]
+    assert not np.array_equal(first == 0, second == 0)  # a new mask every call
+    kept = first != 0
+    np.testing.assert_array_equal(first[kept], (x.numpy() * np.float32(1 / 0.7))[kept])
+    # the mask is Philox's uint32 draw >= round(rate · 2³²) for the seed the layer's generator gives
+    seed = tf.cast(tf.math.floormod(keras.random.SeedGenerator(11).next(), 2**31 - 1), tf.int32)
+    bits = tf.random.stateless_uniform(x.shape, seed, minval=None, maxval=None, dtype=tf.uint32, alg="philox")
+    np.testing.assert_array_equal(kept, bits.numpy() >= round(0.3 * 2**32))
+
+
+def test_dropout_rate_scale_and_dtype():
+    layer = TFXLMDropout(0.1, seed=3)
+    y = layer(tf.ones([1000, 1000]), training=True).numpy()
+    assert abs((y == 0).mean() - 0.1) < 0.0015  # 5 standard deviations of the dropped share
+    assert set(np.unique(y).tolist()) == {0.0, float(np.float32(1 / 0.9))}
+    np.testing.assert_array_equal(layer(tf.ones([3, 4])).numpy(), np.ones([3, 4]))  # not training: identity
+    half = TFXLMDropout(0.5, dtype="mixed_float16")(tf.ones([64, 64], tf.float16), training=True)
+    assert half.dtype == tf.float16 and set(np.unique(half.numpy()).tolist()) == {0.0, 2.0}
+    assert np.all(TFXLMDropout(1.0)(tf.ones([2, 3]), training=True).numpy() == 0)
+    with pytest.raises(ValueError, match="noise_shape"):
+        TFXLMDropout(0.1, noise_shape=(1, 4))
 
 
 def test_causal_model_with_attention_mask_and_lengths():
