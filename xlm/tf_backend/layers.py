@@ -87,16 +87,6 @@ _PHILOX_KEY_STEPS = (0x9E3779B9, 0xBB67AE85)
 _PHILOX_SEED_KEY = 0x02461E293EC8F720  # TensorFlow's key for scrambling a seed into a key and counter
 
 
-def _in_xla_context() -> bool:
-    """Whether ops made now are compiled by XLA (`jit_compile=True`); False if TensorFlow can't say."""
-    try:
-        from tensorflow.python.ops import control_flow_util
-
-        return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
-    except (ImportError, AttributeError):  # private API: without it, the native kernel (same bits, slower under XLA)
-        return False
-
-
 def _split_uint64(x: Any) -> tuple[Any, Any]:
     """(low, high) uint32 words of uint64 `x`."""
     return tf.cast(x, tf.uint32), tf.cast(tf.bitwise.right_shift(x, tf.constant(32, tf.uint64)), tf.uint32)
@@ -124,7 +114,7 @@ def philox_uint32(shape: Any, seed: Any) -> Any:
     (it took 200 ms of a 1.9 s training step of the 6-layer benchmark model). Elsewhere TensorFlow's kernel
     runs.
     """
-    if not _in_xla_context():
+    if not in_xla_compilation():
         return tf.random.stateless_uniform(shape, seed, minval=None, maxval=None, dtype=tf.uint32, alg="philox")
     # the seed scrambled into a key and a 128-bit counter, as tf.random's _philox_scramble_seed does (XLA's own
     # generator for these 4 numbers: the same ops written out here would be fused into every element's work)
@@ -227,11 +217,14 @@ def check_lm_labels(labels: Any, vocab: int) -> None:
 
 
 def in_xla_compilation() -> bool:
-    """Whether the graph being traced is compiled by XLA (`jit_compile=True`)."""
+    """Whether the graph being traced is compiled by XLA (`tf.function(jit_compile=True)`, Keras' too).
+
+    The LM loss, dropout and the graph input checks pick their XLA paths by it.
+    """
     try:
         from tensorflow.python.framework import ops as tf_ops
         from tensorflow.python.ops import control_flow_util
-    except ImportError:  # TensorFlow moved these private modules: answer yes, the path that works everywhere
+    except ImportError:  # TensorFlow moved these private modules: answer yes, the paths that work everywhere
         return True
     return bool(control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph()))
 

@@ -41,6 +41,7 @@ from xlm.tf_backend.layers import (  # noqa: E402
     TFXLMMultiHeadAttention,
     TFXLMPredLayer,
     TFXLMTransformerFFN,
+    in_xla_compilation,
     layer_norm,
     normal_initializer,
 )
@@ -154,7 +155,7 @@ def check_inputs(
     # Graph: what the trace knows is checked now, the rest when the graph runs (XLA ignores
     # assertions, and computing them only slows the compiled step: skipped there).
     assertions = []
-    xla = _in_xla_compilation()
+    xla = in_xla_compilation()
     dynamic_shape = tf.shape(reference)[:2]
     for name, value in others.items():
         if value is None:
@@ -191,19 +192,6 @@ def check_inputs(
         assertions.append(tf.debugging.assert_non_negative(values, message=message))
         assertions.append(tf.debugging.assert_less_equal(values, dynamic_shape[1], message=message))
     return [a for a in assertions if a is not None]
-
-
-def _in_xla_compilation() -> bool:
-    """Whether the graph being traced sits in an XLA compilation context.
-
-    This sees XLA contexts only: a graph traced for `tf.function(jit_compile=True)` (Keras'
-    `jit_compile=True` too) is not detected, and keeps its assertions, which XLA then drops.
-    """
-    try:
-        from tensorflow.python.ops import control_flow_util
-    except ImportError:  # pragma: no cover - private module moved
-        return False
-    return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
 
 
 class TFXLMCache(dict):
