@@ -67,6 +67,25 @@ def test_gradients_match_transformers(variant):
     assert worst <= TOLERANCE
 
 
+@pytest.mark.parametrize("architecture", ["XLMModel", "XLMWithLMHeadModel"])
+def test_dropout_masks_match_transformers_for_the_same_seed(architecture):
+    """Training mode with dropout: the same torch seed draws the same masks as transformers, so outputs agree."""
+    reference, model = model_pair("default", architecture, (("dropout", 0.3), ("attention_dropout", 0.3)))
+    kwargs = kwargs_for(model.config, "attention_mask")
+    reference.train(), model.train()
+    try:
+        torch.manual_seed(5)
+        expected = reference(**kwargs)[0]
+        torch.manual_seed(5)
+        actual = model(**kwargs)[0]
+        torch.manual_seed(6)
+        other_seed = model(**kwargs)[0]
+    finally:
+        reference.eval(), model.eval()
+    assert max_diff(expected, actual) <= TOLERANCE
+    assert max_diff(expected, other_seed) > 0.1  # dropout is on: another seed gives other outputs
+
+
 def test_lm_cross_entropy_equals_torch():
     generator = torch.Generator().manual_seed(0)
     logits = (torch.randn(2, 7, 50, generator=generator) * 4).requires_grad_()
