@@ -97,18 +97,35 @@ def resized_vocab_size(
     new_num_tokens = int(new_num_tokens)
     if pad_to_multiple_of is not None:
         new_num_tokens = -(-new_num_tokens // pad_to_multiple_of) * pad_to_multiple_of
-    if config.asm and new_num_tokens != current:
+    check_vocabulary_size(config, current, new_num_tokens, "resize_token_embeddings", f"new_num_tokens={new_num_tokens}")
+    return new_num_tokens
+
+
+def check_vocabulary_size(config: Any, current: int, rows: int, caller: str, subject: str) -> None:
+    """ValueError if a word-embedding table of `rows` rows can't replace one of `current` rows: an
+    adaptive-softmax output (its clusters fix the size), or a special id of the config left out."""
+    if config.asm and rows != current:
         raise ValueError(
-            f"resize_token_embeddings can't resize an adaptive-softmax output (config.asm): its clusters are "
+            f"{caller} can't resize an adaptive-softmax output (config.asm): its clusters are "
             f"fixed by asm_cutoffs={list(config.asm_cutoffs)} for {current} words"
         )
-    dropped = [f"{name}={getattr(config, name)}" for name in SPECIAL_INDICES if getattr(config, name) >= new_num_tokens]
+    dropped = [f"{name}={getattr(config, name)}" for name in SPECIAL_INDICES if getattr(config, name) >= rows]
     if dropped:
         raise ValueError(
-            f"new_num_tokens={new_num_tokens} would drop the config's special ids {', '.join(dropped)}: "
+            f"{subject} would drop the config's special ids {', '.join(dropped)}: "
             f"keep at least {max(getattr(config, name) for name in SPECIAL_INDICES) + 1} rows"
         )
-    return new_num_tokens
+
+
+def check_word_embedding_table(config: Any, current: int, shape: tuple[int, ...]) -> int:
+    """The row count of a table given to `set_input_embeddings`; a ValueError names what is wrong with its shape."""
+    shape = tuple(int(n) for n in shape)
+    if len(shape) != 2 or shape[1] != config.emb_dim:
+        raise ValueError(
+            f"set_input_embeddings needs a (rows, emb_dim={config.emb_dim}) word-embedding table, got shape {shape}"
+        )
+    check_vocabulary_size(config, current, shape[0], "set_input_embeddings", f"a {shape[0]}-row table")
+    return shape[0]
 
 
 def mean_resized_rows(old: np.ndarray, added: int, standard_normal: np.ndarray) -> np.ndarray:

@@ -115,3 +115,53 @@ def test_init_draws_and_refusals():
     asm = MODEL_CLASSES["XLMWithLMHeadModel"](tiny_config("asm"))
     with pytest.raises(ValueError, match="adaptive-softmax output"):
         asm.resize_token_embeddings(asm.config.vocab_size + 1)
+
+
+@pytest.mark.parametrize("rows", [130, 90])
+def test_set_input_embeddings_matches_the_pytorch_twin(rows):
+    config = tiny_config()
+    model, twin = keras_and_torch("XLMWithLMHeadModel", config)
+    inputs = make_inputs(config)
+    model(inputs), model(inputs)  # traces the inference graph, which must be rebuilt
+    table = np.random.default_rng(3).normal(0, 0.1, (rows, config.emb_dim)).astype(np.float32)
+    model.set_input_embeddings(tf.constant(table))
+    twin.set_input_embeddings(torch.nn.Embedding.from_pretrained(torch.from_numpy(table), freeze=False))
+    assert model.config.vocab_size == twin.config.vocab_size == rows
+    np.testing.assert_array_equal(model.get_input_embeddings().weight.numpy(), table)
+    np.testing.assert_array_equal(model.state_dict()["pred_layer.proj.bias"],
+                                  twin.pred_layer.proj.bias.detach().numpy())  # cut, or zeros for new words
+    inputs = with_new_words(model.config, rows)
+    labels = inputs["input_ids"]
+    for _ in range(2):  # op by op, then through the inference graph
+        ours = model(inputs, labels=labels)
+        with torch.no_grad():
+            theirs = twin(**{k: torch.from_numpy(v) for k, v in inputs.items()}, labels=torch.from_numpy(labels))
+        assert ours.logits.shape[-1] == rows
+        np.testing.assert_allclose(np.asarray(ours.logits), theirs.logits.numpy(), atol=TOL)
+        np.testing.assert_allclose(float(ours.loss), float(theirs.loss), atol=TOL)
+
+
+def test_set_input_embeddings_same_shape_keeps_the_variable_and_checks_shapes():
+    config = tiny_config()
+    model, other = TFXLMWithLMHeadModel(config), TFXLMWithLMHeadModel(config)
+    inputs = make_inputs(config)
+    model(inputs), other(inputs)
+    variable = model.get_input_embeddings().weight
+    model.set_input_embeddings(other.get_input_embeddings())  # a layer: its table is copied
+    assert model.get_input_embeddings().weight is variable
+    np.testing.assert_array_equal(variable.numpy(), other.get_input_embeddings().weight.numpy())
+    with pytest.raises(ValueError, match=r"\(rows, emb_dim=32\) word-embedding table, got shape \(100, 16\)"):
+        model.set_input_embeddings(np.zeros((100, 16), np.float32))
+    with pytest.raises(ValueError, match=r"got shape \(3200,\)"):
+        model.set_input_embeddings(np.zeros(3200, np.float32))
+    with pytest.raises(ValueError, match="a 3-row table would drop the config.s special ids unk_index=3, mask_index=5"):
+        model.set_input_embeddings(np.zeros((3, config.emb_dim), np.float32))
+    asm = MODEL_CLASSES["XLMWithLMHeadModel"](tiny_config("asm"))
+    with pytest.raises(ValueError, match="set_input_embeddings can't resize an adaptive-softmax output"):
+        asm.set_input_embeddings(np.zeros((asm.config.vocab_size + 1, config.emb_dim), np.float32))
+    ids = inputs["input_ids"]
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(tf.data.Dataset.from_tensor_slices({"input_ids": ids, "labels": ids}).batch(2), verbose=0)
+    model.set_input_embeddings(np.zeros((config.vocab_size, config.emb_dim), np.float32))  # same shape: fine
+    with pytest.raises(ValueError, match="optimizer already holds state"):
+        model.set_input_embeddings(np.zeros((config.vocab_size + 1, config.emb_dim), np.float32))

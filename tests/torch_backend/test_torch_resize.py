@@ -118,3 +118,38 @@ def test_resize_refuses_what_it_cannot_do():
     with pytest.raises(ValueError, match="adaptive-softmax output"):
         asm.resize_token_embeddings(asm.config.vocab_size + 1)
     assert model.config.vocab_size == size and asm.transformer.embeddings.num_embeddings == asm.config.vocab_size
+
+
+@pytest.mark.parametrize("rows", [130, 90])
+def test_set_input_embeddings_of_another_size(rows):
+    """transformers with `tie_weights()` after `set_input_embeddings` gives the same logits; ours also
+    follows the new size in the config, the LM loss and the id checks (transformers keeps the old ones)."""
+    reference, model = resized_pair("XLMWithLMHeadModel", None, None, True)
+    table = torch.randn(rows, model.config.emb_dim, generator=torch.Generator().manual_seed(3))
+    model.set_input_embeddings(torch.nn.Embedding.from_pretrained(table.clone(), freeze=False))
+    reference.set_input_embeddings(torch.nn.Embedding.from_pretrained(table.clone(), freeze=False))
+    reference.tie_weights()
+    assert model.config.vocab_size == model.pred_layer.vocab_size == rows
+    assert model.pred_layer.proj.weight is model.transformer.embeddings.weight
+    ids = torch_inputs(model.config)["input_ids"] % rows
+    ids[:, 1] = rows - 1
+    with torch.no_grad():
+        out, expected = model(ids, labels=ids), reference(ids).logits
+    assert out.logits.shape[-1] == rows and max_diff(out.logits, expected) <= TOLERANCE
+    loss = torch.nn.functional.cross_entropy(expected.flatten(0, 1), ids.flatten())
+    assert abs(out.loss.item() - loss.item()) <= TOLERANCE
+    with pytest.raises(ValueError, match=rf"input_ids.*{rows}"):
+        model(torch.tensor([[5, rows]]))
+
+
+def test_set_input_embeddings_refuses_what_it_cannot_do():
+    model = ours.XLMWithLMHeadModel(tiny_config())
+    dim, size = model.config.emb_dim, model.config.vocab_size
+    with pytest.raises(ValueError, match=rf"\(rows, emb_dim={dim}\) word-embedding table, got shape \({size}, 16\)"):
+        model.set_input_embeddings(torch.nn.Embedding(size, 16))
+    with pytest.raises(ValueError, match="a 3-row table would drop the config.s special ids unk_index=3, mask_index=5"):
+        model.set_input_embeddings(torch.nn.Embedding(3, dim))
+    asm = ours.XLMWithLMHeadModel(tiny_config("asm"))
+    with pytest.raises(ValueError, match="set_input_embeddings can't resize an adaptive-softmax output"):
+        asm.set_input_embeddings(torch.nn.Embedding(asm.config.vocab_size + 1, dim))
+    assert model.config.vocab_size == size and model.transformer.embeddings.num_embeddings == size

@@ -22,6 +22,7 @@ from xlm.modeling_utils import (
     check_new_positions,
     check_same_shape,
     check_sequence_length,
+    check_word_embedding_table,
     id_range_message,
     mean_resized_rows,
     resized_vocab_size,
@@ -608,12 +609,7 @@ class TFXLMPreTrainedModel(keras.Model):
             if new_rows is not None:
                 self.config.vocab_size = new_rows
             return embeddings.weight
-        optimizer = getattr(self, "optimizer", None)
-        if optimizer is not None and optimizer.built:
-            raise ValueError(
-                f"the optimizer already holds state for the {old.shape[0]}-row word embeddings: resize before "
-                "training, or compile() again with a new optimizer before resizing"
-            )
+        self._check_optimizer_unbuilt(old.shape[0])
         added = new_rows - old.shape[0]
         table = old[:new_rows]
         if added > 0:
@@ -624,16 +620,46 @@ class TFXLMPreTrainedModel(keras.Model):
                 draw = normal_initializer(self.config.embed_init_std)
                 rows = np.asarray(draw((added, old.shape[1]), dtype="float32"))
             table = np.concatenate([old, rows.astype(old.dtype)])
-        embeddings.set_table(table)
+        self._replace_word_embeddings(table)
+        return embeddings.weight
+
+    def set_input_embeddings(self, value: Any) -> None:
+        """Replace the word-embedding table by `value`: a (rows, emb_dim) array, tensor or variable, or an
+        embedding layer (another model's `get_input_embeddings()`). The LM head follows it, as in PyTorch.
+
+        The values are copied: into the same variable when the shape is unchanged, else into a new one, and
+        then, as `resize_token_embeddings`, `config.vocab_size` and the LM head's vocabulary follow. That is a
+        ValueError once an optimizer is built, and for a table that would drop a special id.
+        """
+        embeddings = self.get_input_embeddings()
+        table = np.asarray(keras.ops.convert_to_numpy(getattr(value, "weight", value)))
+        rows = check_word_embedding_table(self.config, embeddings.weight.shape[0], table.shape)
+        table = table.astype(embeddings.weight.dtype)
+        if rows == embeddings.weight.shape[0]:
+            embeddings.weight.assign(table)
+            return
+        self._check_optimizer_unbuilt(embeddings.weight.shape[0])
+        self._replace_word_embeddings(table)
+
+    def _check_optimizer_unbuilt(self, rows: int) -> None:
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None and optimizer.built:
+            raise ValueError(
+                f"the optimizer already holds state for the {rows}-row word embeddings: resize before "
+                "training, or compile() again with a new optimizer before resizing"
+            )
+
+    def _replace_word_embeddings(self, table: np.ndarray) -> None:
+        """A new word-embedding variable holding `table` (another row count); the LM head and config follow."""
+        self.get_input_embeddings().set_table(table)
         for layer in self._flatten_layers():
             if isinstance(layer, TFXLMPredLayer) and not layer.asm:
-                layer.set_vocab_size(new_rows)
-        self.config.vocab_size = new_rows
+                layer.set_vocab_size(len(table))
+        self.config.vocab_size = len(table)
         # traced functions hold the old variables and shapes
         self._inference_graph = None
         self._eager_signatures = set()
         self.train_function = self.test_function = self.predict_function = None
-        return embeddings.weight
 
     def _return_dict(self, return_dict: bool | None) -> bool:
         return self.config.use_return_dict if return_dict is None else return_dict

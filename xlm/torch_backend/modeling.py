@@ -36,6 +36,7 @@ from xlm.modeling_utils import (
     check_new_positions,
     check_same_shape,
     check_sequence_length,
+    check_word_embedding_table,
     resized_vocab_size,
     sinusoidal_table,
 )
@@ -128,8 +129,20 @@ class XLMPreTrainedModel(nn.Module):
         return self.base_model.embeddings
 
     def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
-        """Replace the word-embedding table (and re-tie the output layer)."""
+        """Replace the word-embedding table (and re-tie the output layer).
+
+        A table of another row count sets `config.vocab_size` (and a tied LM head's vocabulary), as
+        `resize_token_embeddings` does; one that would drop a special id, or resize an adaptive-softmax
+        head, is a ValueError.
+        """
+        current = self.get_input_embeddings().weight.shape[0]
+        rows = check_word_embedding_table(self.config, current, embeddings.weight.shape)
         self.base_model.embeddings = embeddings
+        if self.config.tie_word_embeddings:
+            for module in self.modules():
+                if isinstance(module, XLMPredLayer) and not module.asm:
+                    module.vocab_size = rows
+        self.config.vocab_size = rows
         self.tie_weights()
 
     def get_output_embeddings(self) -> nn.Module | None:
