@@ -1,6 +1,9 @@
-"""generate(): cached decoding equals full recomputation; greedy / top-k / top-p sampling; languages."""
+"""generate(): cached decoding equals full recomputation; greedy / top-k / top-p sampling; beam search against
+exhaustive search; languages."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 import torch
@@ -130,3 +133,63 @@ def test_generation_stops_at_the_position_table():
     ids = torch_inputs(model.config, batch=1, seq_len=60, pad=False)["input_ids"]
     out = model.generate(ids, max_new_tokens=10)
     assert out.shape == (1, model.config.max_position_embeddings)
+
+
+def small_vocabulary_model() -> ours.XLMWithLMHeadModel:
+    """A causal model over 12 words, with weights large enough to give varied distributions."""
+    torch.manual_seed(0)
+    return ours.XLMWithLMHeadModel(tiny_config("default", causal=True, vocab_size=12, n_langs=2, init_std=0.3)).eval()
+
+
+def best_by_exhaustive_search(model, ids, langs, steps: int, eos: int | None, length_penalty: float, k: int):
+    """The k best continuations of each prompt, scoring every sequence of `steps` new tokens (cut after
+    its first `eos`) by its new tokens' summed log-probabilities / length ** length_penalty."""
+    vocab = model.config.vocab_size
+    every = torch.tensor(list(itertools.product(range(vocab), repeat=steps)))
+    best = []
+    for row, lang in zip(ids, langs):
+        full = torch.cat([row.expand(len(every), -1), every], dim=1)
+        with torch.no_grad():
+            log_probs = torch.log_softmax(model(full, langs=torch.full_like(full, lang)).logits.float(), dim=-1)
+        picked = log_probs[:, len(row) - 1 : -1].gather(2, every[..., None])[..., 0]
+        scores = {}
+        for tokens, token_scores in zip(every.tolist(), picked.tolist()):
+            length = tokens.index(eos) + 1 if eos in tokens else steps
+            scores[tuple(tokens[:length])] = sum(token_scores[:length]) / length**length_penalty
+        best.append(sorted(scores, key=scores.get, reverse=True)[:k])
+    return best
+
+
+@pytest.mark.parametrize("eos, length_penalty", [(None, 1.0), (7, 0.0), (7, 1.0)])
+def test_beam_search_with_a_beam_for_every_prefix_is_exhaustive_search(eos, length_penalty):
+    model = small_vocabulary_model()
+    ids, langs = torch.tensor([[7, 8, 6], [10, 11, 6]]), torch.tensor([[0], [1]])
+    expected = best_by_exhaustive_search(model, ids, langs[:, 0], 3, eos, length_penalty, k=3)
+    # 144 beams hold every 2-token prefix, so the third step sees every sequence
+    out = model.generate(ids, max_new_tokens=3, num_beams=144, num_return_sequences=3, eos_token_id=eos,
+                         length_penalty=length_penalty, langs=langs.expand(-1, 3))
+    assert out.shape[0] == 6 and torch.equal(out[:, :3], ids.repeat_interleave(3, dim=0))
+    pad = model.config.pad_index
+    assert out[:, 3:].tolist() == [list(s) + [pad] * (out.shape[1] - 3 - len(s)) for prompt in expected for s in prompt]
+    if eos is not None:
+        assert any(len(s) < 3 for prompt in expected for s in prompt)  # the test exercises finished sequences
+
+
+def test_beam_search_one_beam_cache_and_refusals():
+    model = small_vocabulary_model()
+    ids = torch.tensor([[7, 8, 6], [10, 11, 6]])
+    greedy = model.generate(ids, max_new_tokens=5)
+    assert torch.equal(model.generate(ids, max_new_tokens=5, num_beams=1), greedy)
+    beams = model.generate(ids, max_new_tokens=5, num_beams=3, num_return_sequences=2, eos_token_id=9)
+    assert torch.equal(model.generate(ids, max_new_tokens=5, num_beams=3, num_return_sequences=2, eos_token_id=9,
+                                      use_cache=False), beams)
+    assert torch.equal(beams[0::2, :3], ids) and not torch.equal(beams[0], beams[1])
+    samples = model.generate(ids, max_new_tokens=5, do_sample=True, num_return_sequences=4,
+                             generator=torch.Generator().manual_seed(0))
+    assert samples.shape == (8, 8) and torch.equal(samples[:, :3], ids.repeat_interleave(4, dim=0))
+    with pytest.raises(ValueError, match="beam sampling"):
+        model.generate(ids, num_beams=2, do_sample=True)
+    with pytest.raises(ValueError, match="num_return_sequences=3 needs num_beams >= 3"):
+        model.generate(ids, num_beams=2, num_return_sequences=3)
+    with pytest.raises(ValueError, match="num_beams must be a positive integer, got 0"):
+        model.generate(ids, num_beams=0)
