@@ -367,6 +367,20 @@ def test_pad_method(ours, hf):
         np.testing.assert_array_equal(mine[key], ref[key])
 
 
+def test_pad_leaves_labels_alone_as_transformers(ours, hf):
+    """Only the model inputs are padded: a label list padded with 0 would train on class 0."""
+    texts = corpus("en", 3)
+    features = [{**ours(t), "labels": list(range(i + 2)), "label": i} for i, t in enumerate(texts)]
+    their_features = [{**hf(t), "labels": list(range(i + 2)), "label": i} for i, t in enumerate(texts)]
+    mine, ref = ours.pad(features, padding=True), hf.pad(their_features, padding=True)
+    assert set(mine) == set(ref)
+    for key in ref:
+        assert mine[key] == ref[key], key
+    with pytest.raises(ValueError, match=r"'labels': its rows have different lengths \[2, 3, 4\]; the tokenizer pads "
+                                         r"only input_ids, .*: pad it yourself \(labels with -100\)"):
+        ours.pad(features, padding=True, return_tensors="np")
+
+
 # --- languages --------------------------------------------------------------------------------
 
 

@@ -48,6 +48,8 @@ DEFAULT_SPECIAL_TOKENS = ("<s>", "</s>", "<pad>", "<unk>") + tuple(f"<special{i}
 DEFAULT_ADDITIONAL_SPECIAL_TOKENS = tuple(f"<special{i}>" for i in range(10))
 
 #: transformers' "no maximum length" value of `model_max_length`.
+# what `pad` pads (transformers' model inputs, plus our langs); other keys such as labels are left as given
+_PADDED_KEYS = ("input_ids", "token_type_ids", "attention_mask", "special_tokens_mask", "langs")
 VERY_LARGE_INTEGER = int(1e30)
 _LARGE_INTEGER = int(1e20)
 
@@ -579,9 +581,11 @@ class BatchEncoding(dict):
                 value = [value]
             lengths = {len(row) for row in value} if value and isinstance(value[0], list) else set()
             if len(lengths) > 1:
+                fix = ("pass padding=True (or padding='max_length') to pad them" if key in _PADDED_KEYS
+                       else "the tokenizer pads only " + ", ".join(_PADDED_KEYS) + ": pad it yourself (labels with -100)")
                 raise ValueError(
                     f"cannot make a {tensor_type!r} tensor of {key!r}: its rows have different lengths "
-                    f"{sorted(lengths)}; pass padding=True (or padding='max_length') to pad them"
+                    f"{sorted(lengths)}; {fix}"
                 )
             self[key] = convert(value)
         return self
@@ -1415,7 +1419,8 @@ class XLMTokenizer:
             "special_tokens_mask": 1,
         }
         for key, value in encoded.items():
-            if not isinstance(value, list):  # "length"
+            # as transformers: other keys ("length", labels) are left alone; 0 is a real label
+            if not isinstance(value, list) or key not in _PADDED_KEYS:
                 continue
             fill = fills.get(key, value[-1] if key == "langs" and value else 0)
             encoded[key] = value + [fill] * missing if padding_side == "right" else [fill] * missing + value
