@@ -28,6 +28,8 @@ _TF_NAMES = ("TFXLMMainLayer", "TFXLMPreTrainedModel") + tuple("TF" + n for n in
 _LAZY = {
     "XLMTokenizer": "xlm.tokenizer",
     "AddedToken": "xlm.tokenizer",
+    "DataCollatorWithPadding": "xlm.data_collator",
+    "DefaultDataCollator": "xlm.data_collator",
     "pipeline": "xlm.pipelines",
     **{name: "xlm.torch_backend" for name in _TORCH_NAMES},
     **{name: "xlm.tf_backend" for name in _TF_NAMES},

@@ -839,6 +839,63 @@ class TFXLMPreTrainedModel(keras.Model):
             input_signature = [self.input_signature]
         return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
 
+    # === Data ===
+    def prepare_tf_dataset(
+        self,
+        dataset: Any,
+        batch_size: int = 8,
+        shuffle: bool = True,
+        tokenizer: Any = None,
+        collate_fn: Any = None,
+        collate_fn_args: dict[str, Any] | None = None,
+        drop_remainder: bool | None = None,
+        prefetch: bool = True,
+    ) -> Any:
+        """A `tf.data.Dataset` of a Hugging Face `datasets.Dataset`, ready for `fit` (transformers' TF method).
+
+        Batches are padded by `tokenizer` (`xlm.DataCollatorWithPadding`), stacked without one
+        (`xlm.DefaultDataCollator`: equal lengths needed), or made by `collate_fn(examples, **collate_fn_args)`.
+        The batch keys this model's `call` takes become the inputs, and its label keys (`label` and `label_ids`
+        count as `labels`) become `y`. `fit` with no compiled loss hands `y` to the model's own loss.
+        `drop_remainder` defaults to `shuffle`.
+        """
+        from xlm.data_collator import DataCollatorWithPadding, DefaultDataCollator
+
+        if not hasattr(dataset, "to_tf_dataset"):
+            raise TypeError(
+                f"prepare_tf_dataset needs a Hugging Face datasets.Dataset (pip install datasets), "
+                f"got {type(dataset).__name__}"
+            )
+        if collate_fn is None:
+            if tokenizer is None:
+                collate_fn = DefaultDataCollator(return_tensors="np")
+            else:
+                collate_fn = DataCollatorWithPadding(tokenizer, return_tensors="np")
+        collate_fn_args = collate_fn_args or {}
+        if len(dataset) == 0:
+            raise ValueError("prepare_tf_dataset got an empty dataset")
+        # the keys a batch will have (transformers reads them from a private helper of datasets); a collator
+        # that can't batch these examples fails here rather than inside the tf.data pipeline
+        keys = list(collate_fn([dataset[i] for i in range(min(batch_size, len(dataset)))], **collate_fn_args))
+        inputs = set(inspect.signature(self.call).parameters) - set(self.label_names)
+        features = [key for key in keys if key in inputs]
+        labels = [key for key in keys if key in self.label_names]
+        if not features:
+            raise ValueError(
+                f"none of the dataset's batch keys {keys} is an input of {type(self).__name__} "
+                f"({', '.join(sorted(inputs & {'input_ids', 'attention_mask', 'langs', 'token_type_ids'}))} ...)"
+            )
+        return dataset.to_tf_dataset(
+            columns=features[0] if len(features) == 1 else features,
+            label_cols=(labels[0] if len(labels) == 1 else labels) or None,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_remainder=shuffle if drop_remainder is None else drop_remainder,
+            collate_fn=collate_fn,
+            collate_fn_args=collate_fn_args,
+            prefetch=prefetch,
+        )
+
     # === Keras training hooks ===
     def _labels_into_inputs(self, data: Any) -> Any:
         """With no compiled loss, move `y` into the inputs as the model's label arguments."""
