@@ -47,9 +47,10 @@ SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
 DEFAULT_SPECIAL_TOKENS = ("<s>", "</s>", "<pad>", "<unk>") + tuple(f"<special{i}>" for i in range(10))
 DEFAULT_ADDITIONAL_SPECIAL_TOKENS = tuple(f"<special{i}>" for i in range(10))
 
-#: transformers' "no maximum length" value of `model_max_length`.
 # what `pad` pads (transformers' model inputs, plus our langs); other keys such as labels are left as given
 _PADDED_KEYS = ("input_ids", "token_type_ids", "attention_mask", "special_tokens_mask", "langs")
+
+#: transformers' "no maximum length" value of `model_max_length`.
 VERY_LARGE_INTEGER = int(1e30)
 _LARGE_INTEGER = int(1e20)
 
