@@ -185,9 +185,8 @@ class XLMGenerationMixin:
                     best_running = float(new_scores[b, 0]) / (step + 1) ** length_penalty
                     done[b] = early_stopping or finished[b][-1][0] >= best_running
             ids = torch.cat([ids[source], new_tokens.reshape(-1, 1)], dim=1)
-            if langs is not None:
-                langs = torch.cat([langs[source], next_langs[source]], dim=1)
-                next_langs = next_langs[source]
+            if langs is not None:  # a prompt's beams share its language: next_langs needs no reordering
+                langs = torch.cat([langs[source], next_langs], dim=1)
             if cache is not None:
                 for key, value in cache.items():
                     if key != "slen":
