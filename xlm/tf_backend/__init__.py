@@ -12,6 +12,7 @@ _keras = require("keras")
 if not _keras.__version__.startswith("3."):
     raise ImportError(f"xlm.tf_backend needs Keras 3, found keras {_keras.__version__}: `pip install 'keras>=3'`")
 
+from xlm.tf_backend.generation import TFXLMGenerationMixin, filter_logits  # noqa: E402
 from xlm.tf_backend.heads import (  # noqa: E402
     TFXLMForMultipleChoice,
     TFXLMForQuestionAnswering,
@@ -62,6 +63,7 @@ __all__ = [
     "TFXLMForQuestionAnsweringSimple",
     "TFXLMForSequenceClassification",
     "TFXLMForTokenClassification",
+    "TFXLMGenerationMixin",
     "TFXLMMainLayer",
     "TFXLMModel",
     "TFXLMMultiHeadAttention",
@@ -74,5 +76,6 @@ __all__ = [
     "TFXLMSequenceSummary",
     "TFXLMTransformerFFN",
     "TFXLMWithLMHeadModel",
+    "filter_logits",
     "keras_weights",
 ]

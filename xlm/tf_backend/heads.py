@@ -25,6 +25,7 @@ tf = require("tensorflow")
 keras = require("keras")
 ops = keras.ops
 
+from xlm.tf_backend.generation import TFXLMGenerationMixin  # noqa: E402
 from xlm.tf_backend.layers import (  # noqa: E402
     TFXLMDropout,
     TFXLMPredLayer,
@@ -46,10 +47,10 @@ _PACKAGE = "xlm"
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class TFXLMWithLMHeadModel(TFXLMPreTrainedModel):
+class TFXLMWithLMHeadModel(TFXLMPreTrainedModel, TFXLMGenerationMixin):
     """XLM with a language-modelling head (output projection tied to the word embeddings, or an
     adaptive softmax when `config.asm`). Labels are not shifted: position i predicts labels[:, i];
-    -100 is ignored.
+    -100 is ignored. Causal models can `generate()`.
 
     Example:
         >>> model = TFXLMWithLMHeadModel(XLMConfig(vocab_size=100, emb_dim=32, n_layers=2, n_heads=4))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from xlm.generation_utils import BeamSearch, check_generate_arguments
+
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
     """Set to -inf every score outside the `top_k` best and outside the smallest set whose
@@ -70,30 +72,10 @@ class XLMGenerationMixin:
                 False stops when no running beam can score better (transformers' heuristic).
         """
         config = self.config
-        if not config.causal:
-            raise ValueError(
-                "generate() needs a causal model (config.causal=True); this masked LM sees both directions, "
-                "use it to fill masks instead"
-            )
-        if input_ids.dim() != 2 or input_ids.shape[1] == 0:
-            raise ValueError(f"input_ids must be (batch, prompt_len) with prompt_len >= 1, got {list(input_ids.shape)}")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        if not 0.0 < top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-        for name, value in (("num_beams", num_beams), ("num_return_sequences", num_return_sequences)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if num_beams > 1 and do_sample:
-            raise ValueError("beam search with do_sample=True (beam sampling) is not supported: use num_beams=1")
-        if num_return_sequences > num_beams and not do_sample:
-            raise ValueError(
-                f"num_return_sequences={num_return_sequences} needs num_beams >= {num_return_sequences} "
-                "(or do_sample=True): a search returns at most num_beams sequences"
-            )
-        if early_stopping not in (True, False):
-            raise ValueError(f"early_stopping must be True or False, got {early_stopping!r}")
-        max_new_tokens = min(max_new_tokens, config.max_position_embeddings - input_ids.shape[1])
+        max_new_tokens = check_generate_arguments(
+            config, tuple(input_ids.shape), max_new_tokens, do_sample, temperature, top_p, num_beams,
+            num_return_sequences, early_stopping,
+        )
 
         ids = input_ids
         if isinstance(langs, int):
@@ -137,53 +119,25 @@ class XLMGenerationMixin:
         eos_token_id: int | None,
         use_cache: bool,
     ) -> torch.Tensor:
-        """`generate(num_beams > 1)`: each step keeps the `num_beams` best continuations of each prompt;
-        a continuation ending with `eos_token_id` among them becomes a finished sequence instead."""
-        batch, prompt_len = ids.shape
+        """`generate(num_beams > 1)`: each step keeps the `num_beams` best continuations of each prompt
+        (`xlm.generation_utils.BeamSearch`)."""
+        search = BeamSearch(ids.shape[0], num_beams, num_return_sequences, length_penalty, early_stopping,
+                            eos_token_id, self.config.pad_index)
+        prompts = ids.cpu().numpy()
         ids = ids.repeat_interleave(num_beams, dim=0)  # (batch × beams, len), a prompt's beams together
         langs = langs.repeat_interleave(num_beams, dim=0) if langs is not None else None
         next_langs = langs[:, -1:] if langs is not None else None
-        # the beams start equal: only the first one may extend at the first step
-        scores = torch.full((batch, num_beams), float("-inf"), device=ids.device)
-        scores[:, 0] = 0.0
-        finished: list[list[tuple[float, torch.Tensor]]] = [[] for _ in range(batch)]
-        done = [False] * batch
         cache: dict | None = {} if use_cache else None
-
-        def add(hypotheses: list, score: float, tokens: torch.Tensor) -> None:
-            hypotheses.append((score / len(tokens) ** length_penalty, tokens))
-            hypotheses.sort(key=lambda h: -h[0])
-            del hypotheses[num_beams:]
-
         for step in range(max_new_tokens):
             logits = self(ids, attention_mask=torch.ones_like(ids), langs=langs, cache=cache).logits[:, -1, :]
             log_probs = F.log_softmax(logits.float(), dim=-1)
             vocab = log_probs.shape[-1]
-            candidates = (scores.reshape(-1, 1) + log_probs).reshape(batch, num_beams * vocab)
-            top_scores, top_index = candidates.topk(min(2 * num_beams, num_beams * vocab), dim=1)
-            new_scores = torch.full_like(scores, float("-inf"))
-            source = torch.arange(batch, device=ids.device).repeat_interleave(num_beams) * num_beams
-            new_tokens = torch.full((batch, num_beams), self.config.pad_index, dtype=ids.dtype, device=ids.device)
-            for b, (row_scores, row_index) in enumerate(zip(top_scores.tolist(), top_index.tolist())):
-                if done[b]:
-                    continue
-                kept = 0
-                for rank, (score, index) in enumerate(zip(row_scores, row_index)):
-                    beam, token = divmod(index, vocab)
-                    if eos_token_id is not None and token == eos_token_id:
-                        if rank < num_beams and score > float("-inf"):
-                            tokens = torch.cat([ids[b * num_beams + beam, prompt_len:], ids.new_tensor([token])])
-                            add(finished[b], score, tokens)
-                        continue
-                    new_scores[b, kept], source[b * num_beams + kept] = score, b * num_beams + beam
-                    new_tokens[b, kept] = token
-                    kept += 1
-                    if kept == num_beams:
-                        break
-                if len(finished[b]) == num_beams:
-                    # early_stopping=False: stop once no running beam can beat the worst finished sequence
-                    best_running = float(new_scores[b, 0]) / (step + 1) ** length_penalty
-                    done[b] = early_stopping or finished[b][-1][0] >= best_running
+            scores = torch.from_numpy(search.scores).to(log_probs.device)
+            candidates = (scores.reshape(-1, 1) + log_probs).reshape(search.batch, num_beams * vocab)
+            top_scores, top_index = candidates.topk(search.candidates(vocab), dim=1)
+            source = search.step(step, top_scores.tolist(), top_index.tolist(), vocab)
+            source = torch.from_numpy(source).to(ids.device)
+            new_tokens = torch.from_numpy(search.tokens[:, -1]).to(ids)
             ids = torch.cat([ids[source], new_tokens.reshape(-1, 1)], dim=1)
             if langs is not None:  # a prompt's beams share its language: next_langs needs no reordering
                 langs = torch.cat([langs[source], next_langs], dim=1)
@@ -191,22 +145,6 @@ class XLMGenerationMixin:
                 for key, value in cache.items():
                     if key != "slen":
                         cache[key] = tuple(t.index_select(0, source) for t in value)
-            scores = new_scores
-            if all(done):
+            if search.all_done:
                 break
-        for b in range(batch):
-            if not done[b]:  # the running beams finish at the last step
-                for beam in range(num_beams):
-                    if scores[b, beam] > float("-inf"):
-                        add(finished[b], float(scores[b, beam]), ids[b * num_beams + beam, prompt_len:])
-        best = []
-        for hypotheses in finished:
-            tokens = [h[1] for h in hypotheses[:num_return_sequences]]
-            # fewer sequences than asked only when the vocabulary can't fill the beams: repeat the last
-            best += tokens + tokens[-1:] * (num_return_sequences - len(tokens))
-        longest = max(len(tokens) for tokens in best)
-        out = ids.new_full((len(best), prompt_len + longest), self.config.pad_index)
-        out[:, :prompt_len] = ids[::num_beams, :prompt_len].repeat_interleave(num_return_sequences, dim=0)
-        for row, tokens in enumerate(best):
-            out[row, prompt_len : prompt_len + len(tokens)] = tokens
-        return out
+        return torch.from_numpy(search.result(prompts)).to(ids)

@@ -1,0 +1,171 @@
+"""generate() of the Keras LM head: the PyTorch twin's tokens for greedy and beam search (cached or not, with
+languages and eos), seeded sampling and its distribution, filter_logits, and the refusals."""
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+torch = pytest.importorskip("torch")
+
+import keras  # noqa: E402
+from xlm_testing import make_inputs, tiny_config  # noqa: E402
+import xlm.torch_backend as pt  # noqa: E402
+from xlm.tf_backend import TFXLMWithLMHeadModel, filter_logits  # noqa: E402
+
+CAUSAL_OVERRIDES = {
+    "causal": {},
+    "asm": {"causal": True},
+    "sinusoidal": {"causal": True, "n_langs": 3},
+}
+
+
+def twins(variant: str = "causal", seed: int = 0, **overrides):
+    """A causal Keras LM and its PyTorch twin holding the same random weights."""
+    torch.manual_seed(seed)
+    config = tiny_config(variant, **{**CAUSAL_OVERRIDES.get(variant, {}), **overrides})
+    twin = pt.XLMWithLMHeadModel(config).eval()
+    model = TFXLMWithLMHeadModel(config)
+    model.load_state_dict({name: value.numpy() for name, value in twin.state_dict().items()})
+    return model, twin
+
+
+def small_vocabulary_twins():
+    """Causal twins over 12 words, with weights large enough to give varied distributions (the PyTorch
+    tests check beam search on this model against exhaustive search)."""
+    return twins("default", causal=True, vocab_size=12, n_langs=2, init_std=0.3)
+
+
+def prompts(config, length: int = 4) -> np.ndarray:
+    return make_inputs(config, batch=3, seq_len=length, pad=False)["input_ids"]
+
+
+@pytest.mark.parametrize("variant", list(CAUSAL_OVERRIDES))
+def test_greedy_equals_the_pytorch_twin(variant):
+    model, twin = twins(variant)
+    ids = prompts(model.config)
+    langs = np.zeros_like(ids)
+    langs[0] = model.config.n_langs - 1  # per-row languages
+    for kwargs in ({"langs": 1 % model.config.n_langs}, {"langs": langs}, {}):
+        torch_kwargs = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+        expected = twin.generate(torch.from_numpy(ids), max_new_tokens=6, **torch_kwargs).numpy()
+        out = model.generate(ids, max_new_tokens=6, **kwargs)
+        assert isinstance(out, tf.Tensor) and out.dtype == tf.int64
+        np.testing.assert_array_equal(out.numpy(), expected)
+        np.testing.assert_array_equal(model.generate(ids, max_new_tokens=6, use_cache=False, **kwargs).numpy(),
+                                      expected)
+    assert model.generate(tf.constant(ids, tf.int32), max_new_tokens=2).dtype == tf.int32
+
+
+def test_eos_stops_pads_and_equals_the_pytorch_twin():
+    model, twin = twins()
+    ids = prompts(model.config)
+    free = model.generate(ids, max_new_tokens=6).numpy()
+    eos = int(free[0, 5])  # the token row 0 produces second
+    out = model.generate(ids, max_new_tokens=6, eos_token_id=eos).numpy()
+    np.testing.assert_array_equal(out, twin.generate(torch.from_numpy(ids), max_new_tokens=6, eos_token_id=eos))
+    first_eos = int(np.flatnonzero(out[0, 4:] == eos)[0]) + 4
+    assert (out[0, first_eos + 1 :] == model.config.pad_index).all()
+    np.testing.assert_array_equal(out[0, : first_eos + 1], free[0, : first_eos + 1])
+
+
+def test_generation_stops_at_the_position_table():
+    model, _ = twins()
+    ids = make_inputs(model.config, batch=1, seq_len=60, pad=False)["input_ids"]
+    assert model.generate(ids, max_new_tokens=10).shape == (1, model.config.max_position_embeddings)
+
+
+@pytest.mark.parametrize("eos, length_penalty", [(None, 1.0), (7, 0.0), (7, 1.0)])
+def test_beam_search_with_a_beam_for_every_prefix_equals_the_pytorch_twin(eos, length_penalty):
+    """144 beams hold every 2-token prefix: the twin's search is then exhaustive search (its tests check that),
+    and ours must return the same 3 best sequences of each prompt."""
+    model, twin = small_vocabulary_twins()
+    ids, langs = np.array([[7, 8, 6], [10, 11, 6]]), np.array([[0] * 3, [1] * 3])
+    kwargs = dict(max_new_tokens=3, num_beams=144, num_return_sequences=3, eos_token_id=eos,
+                  length_penalty=length_penalty)
+    expected = twin.generate(torch.from_numpy(ids), langs=torch.from_numpy(langs), **kwargs).numpy()
+    out = model.generate(ids, langs=langs, **kwargs).numpy()
+    np.testing.assert_array_equal(out, expected)
+    if eos is not None:
+        assert (out[:, 3:] == model.config.pad_index).any()  # finished sequences are among the results
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_beam_search_cached_uncached_and_early_stopping_equal_the_pytorch_twin(early_stopping):
+    model, twin = small_vocabulary_twins()
+    ids = np.array([[7, 8, 6], [10, 11, 6]])
+    kwargs = dict(max_new_tokens=6, num_beams=3, num_return_sequences=2, eos_token_id=9,
+                  early_stopping=early_stopping, length_penalty=0.5)
+    expected = twin.generate(torch.from_numpy(ids), **kwargs).numpy()
+    np.testing.assert_array_equal(model.generate(ids, **kwargs).numpy(), expected)
+    np.testing.assert_array_equal(model.generate(ids, use_cache=False, **kwargs).numpy(), expected)
+    np.testing.assert_array_equal(model.generate(ids, max_new_tokens=5, num_beams=1).numpy(),
+                                  model.generate(ids, max_new_tokens=5).numpy())
+
+
+@pytest.mark.parametrize(("top_k", "top_p", "temperature"), [(0, 1.0, 1.0), (5, 1.0, 0.7), (0, 0.8, 1.3)])
+def test_sampling_is_seeded_and_cached_equals_uncached(top_k, top_p, temperature):
+    model, _ = twins()
+    ids = prompts(model.config)
+    kwargs = dict(max_new_tokens=8, do_sample=True, top_k=top_k, top_p=top_p, temperature=temperature)
+    runs = [model.generate(ids, use_cache=use_cache, seed=7, **kwargs).numpy() for use_cache in (True, False)]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.array_equal(model.generate(ids, seed=8, **kwargs).numpy(), runs[0])
+    generator = keras.random.SeedGenerator(7)
+    first, second = (model.generate(ids, seed=generator, **kwargs).numpy() for _ in range(2))
+    assert not np.array_equal(first, second)  # a generator moves on between calls
+
+
+def test_top_k_one_is_greedy_and_samples_repeat_each_prompt():
+    model, _ = twins()
+    ids = prompts(model.config)
+    sampled = model.generate(ids, max_new_tokens=5, do_sample=True, top_k=1, seed=0)
+    np.testing.assert_array_equal(sampled.numpy(), model.generate(ids, max_new_tokens=5).numpy())
+    samples = model.generate(ids, max_new_tokens=5, do_sample=True, num_return_sequences=4, seed=0).numpy()
+    assert samples.shape == (12, 9)
+    np.testing.assert_array_equal(samples[:, :4], np.repeat(ids, 4, axis=0))
+
+
+def test_samples_follow_the_filtered_distribution():
+    """4,000 draws of the first new token: each token's frequency within 5 standard errors of its probability
+    after temperature and top-k (computed from the PyTorch twin's logits), and none outside the top k."""
+    model, twin = twins()
+    ids = np.repeat(prompts(model.config)[:1], 4000, axis=0)
+    with torch.no_grad():
+        logits = twin(torch.from_numpy(ids[:1])).logits[0, -1] / 0.7
+    probs = torch.softmax(pt.filter_logits(logits[None], top_k=4)[0], dim=-1).numpy()
+    drawn = model.generate(ids, max_new_tokens=1, do_sample=True, temperature=0.7, top_k=4, seed=1).numpy()[:, -1]
+    frequencies = np.bincount(drawn, minlength=len(probs)) / len(drawn)
+    assert (frequencies[probs == 0] == 0).all()
+    assert np.sort(probs)[-4] > 0.05  # four likely tokens: the test sees their proportions
+    error = np.sqrt(probs * (1 - probs) / len(drawn))
+    assert (np.abs(frequencies - probs) <= 5 * error + 1e-9).all(), (frequencies[probs > 0], probs[probs > 0])
+
+
+def test_filter_logits_equals_the_pytorch_twin():
+    logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]], np.float32))
+    assert np.isinf(filter_logits(logits, top_k=2)).tolist() == [[False, False, True, True]]
+    assert np.isinf(filter_logits(logits, top_p=0.6)).tolist() == [[False, False, True, True]]
+    assert np.isinf(filter_logits(logits, top_p=0.5)).tolist() == [[False, True, True, True]]
+    assert np.isinf(filter_logits(logits, top_p=0.81)).tolist() == [[False, False, False, True]]
+    assert np.isinf(filter_logits(logits[:, [2, 0, 3, 1]], top_p=0.6)).tolist() == [[True, False, True, False]]
+    scores = np.random.default_rng(0).standard_normal((4, 50)).astype(np.float32) * 3
+    for top_k, top_p in ((0, 1.0), (7, 1.0), (0, 0.9), (10, 0.5), (50, 0.99)):
+        expected = pt.filter_logits(torch.from_numpy(scores), top_k, top_p).numpy()
+        np.testing.assert_array_equal(filter_logits(scores, top_k, top_p).numpy(), expected)
+
+
+def test_refusals_name_the_problem():
+    model, _ = twins()
+    ids = prompts(model.config)
+    with pytest.raises(ValueError, match="needs a causal model"):
+        TFXLMWithLMHeadModel(tiny_config("default")).generate(ids)
+    with pytest.raises(ValueError, match="beam sampling"):
+        model.generate(ids, num_beams=2, do_sample=True)
+    with pytest.raises(ValueError, match="num_return_sequences=3 needs num_beams >= 3"):
+        model.generate(ids, num_beams=2, num_return_sequences=3)
+    with pytest.raises(ValueError, match=r"input_ids must be \(batch, prompt_len\) with prompt_len >= 1, got \[3\]"):
+        model.generate(ids[:, 0])
+    with pytest.raises(ValueError, match="integer token ids, got dtype float32"):
+        model.generate(ids.astype(np.float32))
+    with pytest.raises(ValueError, match="temperature must be positive, got 0"):
+        model.generate(ids, do_sample=True, temperature=0)

@@ -1,0 +1,156 @@
+"""Left-to-right generation for causal XLM language models (greedy, top-k / top-p sampling, beam search,
+KV cache): the twin of `xlm/torch_backend/generation.py`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from xlm.generation_utils import BeamSearch, check_generate_arguments
+from xlm.tf_backend.modeling import TFXLMCache
+
+
+def filter_logits(logits: Any, top_k: int = 0, top_p: float = 1.0) -> tf.Tensor:
+    """Set to -inf every score outside the `top_k` best and outside the smallest set whose
+    probability reaches `top_p` (nucleus); the best token always stays. logits: (batch, vocab)."""
+    logits = tf.convert_to_tensor(logits)
+    if top_k and top_k < logits.shape[-1]:
+        kth_best = tf.math.top_k(logits, top_k).values[..., -1:]
+        logits = tf.where(logits < kth_best, tf.constant(-np.inf, logits.dtype), logits)
+    if top_p < 1.0:
+        order = tf.argsort(logits, axis=-1, direction="DESCENDING", stable=True)
+        sorted_logits = tf.gather(logits, order, batch_dims=1)
+        probs = tf.nn.softmax(sorted_logits, axis=-1)
+        # drop a token when the tokens before it already reach top_p
+        drop_sorted = (tf.cumsum(probs, axis=-1) - probs) >= top_p
+        drop = tf.gather(drop_sorted, tf.argsort(order, axis=-1), batch_dims=1)
+        logits = tf.where(drop, tf.constant(-np.inf, logits.dtype), logits)
+    return logits
+
+
+class TFXLMGenerationMixin:
+    """`generate()` for TFXLMWithLMHeadModel built on a causal (`config.causal`) encoder."""
+
+    def generate(
+        self,
+        input_ids: Any,
+        max_new_tokens: int = 20,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        langs: Any = None,
+        eos_token_id: int | None = None,
+        use_cache: bool = True,
+        seed: int | keras.random.SeedGenerator | None = None,
+        num_beams: int = 1,
+        num_return_sequences: int = 1,
+        length_penalty: float = 1.0,
+        early_stopping: bool = False,
+    ) -> tf.Tensor:
+        """Extend each prompt by up to `max_new_tokens` tokens; returns (batch × num_return_sequences,
+        prompt + new) ids, each prompt's sequences next to each other.
+
+        The same search as the PyTorch twin's `generate` (see there): each new token is predicted from the
+        last position, as the original XLM's CLM does, not at an appended mask token as transformers' does.
+
+        Args:
+            input_ids: prompts of equal length without padding (batch, prompt_len).
+            do_sample: sample from the (temperature-scaled, top-k / top-p filtered) distribution
+                instead of taking the most likely token.
+            langs: one language id for every token, or the prompt's language ids (batch, prompt_len),
+                each row continuing in the language of its last prompt token.
+            eos_token_id: rows that produce it are finished and padded with `pad_index` afterwards;
+                generation stops when every row is finished.
+            use_cache: reuse each layer's keys and values (the same result as recomputing).
+            seed: an int or a `keras.random.SeedGenerator` for sampling (the same seed, the same samples).
+            num_beams: beam search over this many beams (greedy search, not sampling).
+            num_return_sequences: the best sequences returned per prompt (at most `num_beams`), or
+                with `do_sample` that many samples per prompt.
+            length_penalty, early_stopping: beam-search scoring and stopping, as the PyTorch twin's.
+        """
+        config = self.config
+        ids = tf.convert_to_tensor(input_ids)
+        if not ids.dtype.is_integer:
+            raise ValueError(f"input_ids must hold integer token ids, got dtype {ids.dtype.name}")
+        max_new_tokens = check_generate_arguments(
+            config, tuple(ids.shape), max_new_tokens, do_sample, temperature, top_p, num_beams,
+            num_return_sequences, early_stopping,
+        )
+        if isinstance(langs, int):
+            langs = tf.fill(tf.shape(ids), tf.constant(langs, ids.dtype))
+        elif langs is not None:
+            langs = tf.cast(tf.convert_to_tensor(langs), ids.dtype)
+        if num_beams > 1 and max_new_tokens > 0:
+            return self._beam_search(ids, langs, max_new_tokens, num_beams, num_return_sequences, length_penalty,
+                                     early_stopping, eos_token_id, use_cache)
+        if num_return_sequences > 1:  # samples (or, with no room left, the prompts): each prompt repeated
+            ids = tf.repeat(ids, num_return_sequences, axis=0)
+            langs = tf.repeat(langs, num_return_sequences, axis=0) if langs is not None else None
+        if do_sample and not isinstance(seed, keras.random.SeedGenerator):
+            seed = keras.random.SeedGenerator(seed)
+        next_langs = langs[:, -1:] if langs is not None else None
+        cache = TFXLMCache() if use_cache else None
+        finished = tf.zeros(ids.shape[0], dtype=tf.bool)
+        for _ in range(max_new_tokens):
+            attention_mask = tf.ones_like(ids)
+            logits = self(ids, attention_mask=attention_mask, langs=langs, cache=cache).logits[:, -1, :]
+            if do_sample:
+                logits = filter_logits(tf.cast(logits, tf.float32) / temperature, top_k, top_p)
+                next_ids = keras.random.categorical(logits, 1, seed=seed, dtype="int64")[:, 0]
+            else:
+                next_ids = tf.argmax(logits, axis=-1)
+            next_ids = tf.cast(next_ids, ids.dtype)
+            if eos_token_id is not None:
+                next_ids = tf.where(finished, tf.constant(config.pad_index, ids.dtype), next_ids)
+                finished = finished | (next_ids == eos_token_id)
+            ids = tf.concat([ids, next_ids[:, None]], axis=1)
+            if langs is not None:
+                langs = tf.concat([langs, next_langs], axis=1)
+            if eos_token_id is not None and bool(tf.reduce_all(finished)):
+                break
+        return ids
+
+    def _beam_search(
+        self,
+        ids: tf.Tensor,
+        langs: tf.Tensor | None,
+        max_new_tokens: int,
+        num_beams: int,
+        num_return_sequences: int,
+        length_penalty: float,
+        early_stopping: bool,
+        eos_token_id: int | None,
+        use_cache: bool,
+    ) -> tf.Tensor:
+        """`generate(num_beams > 1)`: each step keeps the `num_beams` best continuations of each prompt
+        (`xlm.generation_utils.BeamSearch`)."""
+        search = BeamSearch(ids.shape[0], num_beams, num_return_sequences, length_penalty, early_stopping,
+                            eos_token_id, self.config.pad_index)
+        prompts = ids.numpy()
+        ids = tf.repeat(ids, num_beams, axis=0)  # (batch × beams, len), a prompt's beams together
+        langs = tf.repeat(langs, num_beams, axis=0) if langs is not None else None
+        next_langs = langs[:, -1:] if langs is not None else None
+        cache = TFXLMCache() if use_cache else None
+        for step in range(max_new_tokens):
+            logits = self(ids, attention_mask=tf.ones_like(ids), langs=langs, cache=cache).logits[:, -1, :]
+            log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+            vocab = log_probs.shape[-1]
+            scores = tf.constant(search.scores.reshape(-1, 1))
+            candidates = tf.reshape(scores + log_probs, (search.batch, num_beams * vocab))
+            top = tf.math.top_k(candidates, search.candidates(vocab))
+            source = search.step(step, top.values.numpy().tolist(), top.indices.numpy().tolist(), vocab)
+            new_tokens = tf.constant(search.tokens[:, -1:], ids.dtype)
+            ids = tf.concat([tf.gather(ids, source), new_tokens], axis=1)
+            if langs is not None:  # a prompt's beams share its language: next_langs needs no reordering
+                langs = tf.concat([tf.gather(langs, source), next_langs], axis=1)
+            if cache is not None:
+                for key, value in cache.items():
+                    if key != "slen":
+                        cache[key] = tuple(tf.gather(t, source) for t in value)
+            if search.all_done:
+                break
+        return tf.constant(search.result(prompts), ids.dtype)
