@@ -1,6 +1,6 @@
-"""The framework-free part of `generate()`, shared by the PyTorch and Keras stacks: argument checks and the
-bookkeeping of beam search. Each stack runs its model, log-softmax and top-k; this module decides which
-continuations survive."""
+"""The framework-free part of `generate()`, shared by the PyTorch and Keras stacks: argument checks, prompts
+of several lengths, and the bookkeeping of beam search. Each stack runs its model, log-softmax and top-k;
+this module decides which continuations survive."""
 
 from __future__ import annotations
 
@@ -46,6 +46,40 @@ def check_generate_arguments(
     if early_stopping not in (True, False):
         raise ValueError(f"early_stopping must be True or False, got {early_stopping!r}")
     return min(max_new_tokens, config.max_position_embeddings - prompt_shape[1])
+
+
+def prompt_lengths(attention_mask: np.ndarray, prompt_shape: tuple[int, ...]) -> np.ndarray:
+    """Each prompt's length (batch,) from a right-padded attention mask: ones on its tokens, then zeros.
+
+    A mask of another shape, with padding before a token or with no token in a row is a ValueError.
+    """
+    mask = np.asarray(attention_mask) != 0
+    if mask.shape != tuple(prompt_shape):
+        raise ValueError(f"attention_mask has shape {list(mask.shape)}; expected input_ids' {list(prompt_shape)}")
+    lengths = mask.sum(axis=1)
+    empty = np.flatnonzero(lengths == 0)
+    if empty.size:
+        raise ValueError(f"attention_mask row {empty[0]} masks every token: a prompt needs at least one")
+    left_padded = np.flatnonzero((mask != (np.arange(mask.shape[1]) < lengths[:, None])).any(axis=1))
+    if left_padded.size:
+        raise ValueError(
+            f"attention_mask row {left_padded[0]} has padding before a token: generate() continues each prompt "
+            "from its last token, so pad on the right (the tokenizer's default padding_side)"
+        )
+    return lengths
+
+
+def merge_groups(outputs: list[np.ndarray], groups: list[np.ndarray], num_return_sequences: int,
+                 pad_index: int) -> np.ndarray:
+    """Put the generations of prompt groups back in batch order: `outputs[g]` holds `num_return_sequences` rows
+    for each batch row in `groups[g]`; shorter rows are padded with `pad_index` on the right."""
+    batch = sum(len(rows) for rows in groups)
+    out = np.full((batch * num_return_sequences, max(o.shape[1] for o in outputs)), pad_index,
+                  dtype=outputs[0].dtype)
+    for rows, generated in zip(groups, outputs):
+        targets = (np.asarray(rows)[:, None] * num_return_sequences + np.arange(num_return_sequences)).reshape(-1)
+        out[targets, : generated.shape[1]] = generated
+    return out
 
 
 class BeamSearch:

@@ -1,5 +1,7 @@
 """generate() of the Keras LM head: the PyTorch twin's tokens for greedy and beam search (cached or not, with
-languages and eos), seeded sampling and its distribution, filter_logits, and the refusals."""
+languages, eos and padded batches), seeded sampling and its distribution, filter_logits, and the refusals."""
+
+import os
 
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ tf = pytest.importorskip("tensorflow")
 torch = pytest.importorskip("torch")
 
 import keras  # noqa: E402
+import xlm  # noqa: E402
 from xlm_testing import make_inputs, tiny_config  # noqa: E402
 import xlm.torch_backend as pt  # noqa: E402
 from xlm.tf_backend import TFXLMWithLMHeadModel, filter_logits  # noqa: E402
@@ -169,3 +172,34 @@ def test_refusals_name_the_problem():
         model.generate(ids.astype(np.float32))
     with pytest.raises(ValueError, match="temperature must be positive, got 0"):
         model.generate(ids, do_sample=True, temperature=0)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"num_beams": 3, "num_return_sequences": 2}, {"eos_token_id": 30}])
+def test_a_padded_batch_with_token_types_equals_the_pytorch_twin(kwargs):
+    """Right-padded prompts of several lengths (the PyTorch tests check each row against the prompt alone)."""
+    model, twin = twins()
+    rows = [[20, 21, 22, 23, 24], [30, 31], [40, 41, 42], [50, 51]]
+    ids = np.full((4, 5), model.config.pad_index)
+    mask = np.zeros_like(ids)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)], mask[i, : len(row)] = row, 1
+    types = (np.arange(5) % 2 + 20)[None].repeat(4, 0) * mask
+    expected = twin.generate(torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), langs=1,
+                             token_type_ids=torch.from_numpy(types), max_new_tokens=4, **kwargs).numpy()
+    out = model.generate(ids, attention_mask=mask, token_type_ids=types, langs=1, max_new_tokens=4, **kwargs)
+    np.testing.assert_array_equal(out.numpy(), expected)
+    copies = kwargs.get("num_return_sequences", 1)
+    assert (expected[copies : 2 * copies, 6:] == model.config.pad_index).all()  # a 2-token prompt's rows end padded
+    with pytest.raises(ValueError, match="attention_mask row 1 has padding before a token"):
+        model.generate(ids, attention_mask=mask[:, ::-1])
+
+
+def test_a_tokenizer_batch_goes_in_as_it_comes_out():
+    from xlm import XLMTokenizer
+
+    tokenizer = XLMTokenizer.from_pretrained(os.path.join(os.path.dirname(xlm.__file__), "data", "default_model"))
+    model, twin = twins(vocab_size=len(tokenizer))
+    texts = ["Open the file.", "Click the button to save all of your documents."]
+    out = model.generate(**tokenizer(texts, padding=True, return_tensors="tf"), max_new_tokens=3, num_beams=2)
+    expected = twin.generate(**tokenizer(texts, padding=True, return_tensors="pt"), max_new_tokens=3, num_beams=2)
+    np.testing.assert_array_equal(out.numpy(), expected.numpy())

@@ -1,14 +1,16 @@
 """generate(): cached decoding equals full recomputation; greedy / top-k / top-p sampling; beam search against
-exhaustive search; languages."""
+exhaustive search; languages; padded batches with token types."""
 
 from __future__ import annotations
 
 import itertools
+import os
 
 import pytest
 import torch
 from torch_parity import TOLERANCE, max_diff, model_pair, torch_inputs
 
+import xlm
 import xlm.torch_backend as ours
 from xlm.torch_backend import filter_logits
 from xlm_testing import tiny_config
@@ -193,3 +195,64 @@ def test_beam_search_one_beam_cache_and_refusals():
         model.generate(ids, num_beams=2, num_return_sequences=3)
     with pytest.raises(ValueError, match="num_beams must be a positive integer, got 0"):
         model.generate(ids, num_beams=0)
+
+
+def padded_batch(config, rows: list[list[int]]) -> dict:
+    """A tokenizer-style right-padded batch of `rows`, with token types."""
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), config.pad_index)
+    mask = torch.zeros_like(ids)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)], mask[i, : len(row)] = torch.tensor(row), 1
+    types = (torch.arange(width) % 2 + 20).expand(len(rows), -1).clone() * mask
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"num_beams": 3, "num_return_sequences": 2}, {"eos_token_id": 30}])
+def test_a_padded_batch_continues_each_prompt_from_its_own_last_token(kwargs):
+    _, model = causal_model("causal")
+    rows = [[20, 21, 22, 23, 24], [30, 31], [40, 41, 42], [50, 51]]
+    batch = padded_batch(model.config, rows)
+    out = model.generate(**batch, max_new_tokens=4, langs=1, **kwargs)
+    copies = kwargs.get("num_return_sequences", 1)
+    assert out.shape[0] == len(rows) * copies
+    for i, row in enumerate(rows):
+        alone = model.generate(torch.tensor([row]), token_type_ids=batch["token_type_ids"][i : i + 1, : len(row)],
+                               max_new_tokens=4, langs=1, **kwargs)
+        got = out[i * copies : (i + 1) * copies]
+        assert torch.equal(got[:, : alone.shape[1]], alone)
+        assert (got[:, alone.shape[1] :] == model.config.pad_index).all()
+    untyped = model.generate(batch["input_ids"], attention_mask=batch["attention_mask"], max_new_tokens=4, **kwargs)
+    assert not torch.equal(untyped, out)  # the token types reach the model
+
+
+def test_attention_mask_checks_and_a_real_tokenizer_batch():
+    from xlm import XLMTokenizer
+    from xlm.generation_utils import prompt_lengths
+
+    _, model = causal_model("causal")
+    ids = prompt(model.config)
+    ones = torch.ones_like(ids)
+    unmasked = model.generate(ids, max_new_tokens=3)
+    assert torch.equal(model.generate(ids, attention_mask=ones, max_new_tokens=3), unmasked)
+    left = ones.clone()
+    left[1, 0] = 0
+    with pytest.raises(ValueError, match="attention_mask row 1 has padding before a token"):
+        model.generate(ids, attention_mask=left)
+    with pytest.raises(ValueError, match="attention_mask row 2 masks every token"):
+        model.generate(ids, attention_mask=torch.where(torch.arange(3)[:, None] == 2, 0, ones))
+    with pytest.raises(ValueError, match=r"attention_mask has shape \[3, 3\]; expected input_ids' \[3, 4\]"):
+        model.generate(ids, attention_mask=ones[:, :3])
+    assert prompt_lengths([[1, 1, 0], [1, 0, 0]], (2, 3)).tolist() == [2, 1]
+
+    tokenizer = XLMTokenizer.from_pretrained(os.path.join(os.path.dirname(xlm.__file__), "data", "default_model"))
+    torch.manual_seed(0)
+    model = ours.XLMWithLMHeadModel(tiny_config("causal", vocab_size=len(tokenizer))).eval()
+    texts = ["Open the file.", "Click the button to save all of your documents."]
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    assert (batch["attention_mask"][0] == 0).any()  # the first text is padded
+    out = model.generate(**batch, max_new_tokens=3)
+    for i, text in enumerate(texts):
+        alone = tokenizer(text, return_tensors="pt")
+        expected = model.generate(**alone, max_new_tokens=3)[0]
+        assert torch.equal(out[i, : len(expected)], expected)

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from xlm.generation_utils import BeamSearch, check_generate_arguments
+from xlm.generation_utils import BeamSearch, check_generate_arguments, merge_groups, prompt_lengths
 from xlm.tf_backend.modeling import TFXLMCache
 
 
@@ -50,6 +50,8 @@ class TFXLMGenerationMixin:
         num_return_sequences: int = 1,
         length_penalty: float = 1.0,
         early_stopping: bool = False,
+        attention_mask: Any = None,
+        token_type_ids: Any = None,
     ) -> tf.Tensor:
         """Extend each prompt by up to `max_new_tokens` tokens; returns (batch × num_return_sequences,
         prompt + new) ids, each prompt's sequences next to each other.
@@ -58,7 +60,10 @@ class TFXLMGenerationMixin:
         last position, as the original XLM's CLM does, not at an appended mask token as transformers' does.
 
         Args:
-            input_ids: prompts of equal length without padding (batch, prompt_len).
+            input_ids: prompts (batch, prompt_len); with `attention_mask`, right-padded prompts of several
+                lengths (a tokenizer's batch: `generate(**tokenizer(texts, padding=True, ...))`). Each is
+                continued from its own last token, and its row of the result holds its tokens, the new ones
+                and then padding (`pad_index`).
             do_sample: sample from the (temperature-scaled, top-k / top-p filtered) distribution
                 instead of taking the most likely token.
             langs: one language id for every token, or the prompt's language ids (batch, prompt_len),
@@ -71,11 +76,14 @@ class TFXLMGenerationMixin:
             num_return_sequences: the best sequences returned per prompt (at most `num_beams`), or
                 with `do_sample` that many samples per prompt.
             length_penalty, early_stopping: beam-search scoring and stopping, as the PyTorch twin's.
+            attention_mask: 1 on the prompts' tokens, 0 on the padding after them (batch, prompt_len).
+            token_type_ids: the prompts' token types (batch, prompt_len), each row continuing with its last.
         """
         config = self.config
         ids = tf.convert_to_tensor(input_ids)
         if not ids.dtype.is_integer:
             raise ValueError(f"input_ids must hold integer token ids, got dtype {ids.dtype.name}")
+        requested = max_new_tokens  # a shorter prompt has more room left
         max_new_tokens = check_generate_arguments(
             config, tuple(ids.shape), max_new_tokens, do_sample, temperature, top_p, num_beams,
             num_return_sequences, early_stopping,
@@ -84,20 +92,43 @@ class TFXLMGenerationMixin:
             langs = tf.fill(tf.shape(ids), tf.constant(langs, ids.dtype))
         elif langs is not None:
             langs = tf.cast(tf.convert_to_tensor(langs), ids.dtype)
+        if token_type_ids is not None:
+            token_type_ids = tf.cast(tf.convert_to_tensor(token_type_ids), ids.dtype)
+        if do_sample and not isinstance(seed, keras.random.SeedGenerator):
+            seed = keras.random.SeedGenerator(seed)  # one stream for every step (and every prompt group)
+        if attention_mask is not None:
+            lengths = prompt_lengths(np.asarray(attention_mask), tuple(ids.shape))
+            if (lengths < ids.shape[1]).any():
+                groups = [np.flatnonzero(lengths == n) for n in np.unique(lengths)]
+                options = dict(do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p,
+                               eos_token_id=eos_token_id, use_cache=use_cache, seed=seed,
+                               num_beams=num_beams, num_return_sequences=num_return_sequences,
+                               length_penalty=length_penalty, early_stopping=early_stopping)
+                outputs = []
+                for rows in groups:
+                    n = int(lengths[rows[0]])
+                    part = {name: tf.gather(value, rows)[:, :n] for name, value in
+                            (("langs", langs), ("token_type_ids", token_type_ids)) if value is not None}
+                    generated = self.generate(tf.gather(ids, rows)[:, :n], requested, **part, **options)
+                    outputs.append(generated.numpy())
+                merged = merge_groups(outputs, groups, num_return_sequences, config.pad_index)
+                return tf.constant(merged, ids.dtype)
         if num_beams > 1 and max_new_tokens > 0:
-            return self._beam_search(ids, langs, max_new_tokens, num_beams, num_return_sequences, length_penalty,
-                                     early_stopping, eos_token_id, use_cache)
+            return self._beam_search(ids, langs, token_type_ids, max_new_tokens, num_beams, num_return_sequences,
+                                     length_penalty, early_stopping, eos_token_id, use_cache)
         if num_return_sequences > 1:  # samples (or, with no room left, the prompts): each prompt repeated
             ids = tf.repeat(ids, num_return_sequences, axis=0)
             langs = tf.repeat(langs, num_return_sequences, axis=0) if langs is not None else None
-        if do_sample and not isinstance(seed, keras.random.SeedGenerator):
-            seed = keras.random.SeedGenerator(seed)
+            if token_type_ids is not None:
+                token_type_ids = tf.repeat(token_type_ids, num_return_sequences, axis=0)
         next_langs = langs[:, -1:] if langs is not None else None
+        next_types = token_type_ids[:, -1:] if token_type_ids is not None else None
         cache = TFXLMCache() if use_cache else None
         finished = tf.zeros(ids.shape[0], dtype=tf.bool)
         for _ in range(max_new_tokens):
             attention_mask = tf.ones_like(ids)
-            logits = self(ids, attention_mask=attention_mask, langs=langs, cache=cache).logits[:, -1, :]
+            logits = self(ids, attention_mask=attention_mask, langs=langs, token_type_ids=token_type_ids,
+                          cache=cache).logits[:, -1, :]
             if do_sample:
                 logits = filter_logits(tf.cast(logits, tf.float32) / temperature, top_k, top_p)
                 next_ids = keras.random.categorical(logits, 1, seed=seed, dtype="int64")[:, 0]
@@ -110,6 +141,8 @@ class TFXLMGenerationMixin:
             ids = tf.concat([ids, next_ids[:, None]], axis=1)
             if langs is not None:
                 langs = tf.concat([langs, next_langs], axis=1)
+            if token_type_ids is not None:
+                token_type_ids = tf.concat([token_type_ids, next_types], axis=1)
             if eos_token_id is not None and bool(tf.reduce_all(finished)):
                 break
         return ids
@@ -118,6 +151,7 @@ class TFXLMGenerationMixin:
         self,
         ids: tf.Tensor,
         langs: tf.Tensor | None,
+        token_type_ids: tf.Tensor | None,
         max_new_tokens: int,
         num_beams: int,
         num_return_sequences: int,
@@ -134,9 +168,13 @@ class TFXLMGenerationMixin:
         ids = tf.repeat(ids, num_beams, axis=0)  # (batch × beams, len), a prompt's beams together
         langs = tf.repeat(langs, num_beams, axis=0) if langs is not None else None
         next_langs = langs[:, -1:] if langs is not None else None
+        if token_type_ids is not None:
+            token_type_ids = tf.repeat(token_type_ids, num_beams, axis=0)
+        next_types = token_type_ids[:, -1:] if token_type_ids is not None else None
         cache = TFXLMCache() if use_cache else None
         for step in range(max_new_tokens):
-            logits = self(ids, attention_mask=tf.ones_like(ids), langs=langs, cache=cache).logits[:, -1, :]
+            logits = self(ids, attention_mask=tf.ones_like(ids), langs=langs, token_type_ids=token_type_ids,
+                          cache=cache).logits[:, -1, :]
             log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
             vocab = log_probs.shape[-1]
             scores = tf.constant(search.scores.reshape(-1, 1))
@@ -147,6 +185,8 @@ class TFXLMGenerationMixin:
             ids = tf.concat([tf.gather(ids, source), new_tokens], axis=1)
             if langs is not None:  # a prompt's beams share its language: next_langs needs no reordering
                 langs = tf.concat([tf.gather(langs, source), next_langs], axis=1)
+            if token_type_ids is not None:  # and its last token type
+                token_type_ids = tf.concat([tf.gather(token_type_ids, source), next_types], axis=1)
             if cache is not None:
                 for key, value in cache.items():
                     if key != "slen":

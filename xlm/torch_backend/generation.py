@@ -3,10 +3,11 @@ KV cache)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xlm.generation_utils import BeamSearch, check_generate_arguments
+from xlm.generation_utils import BeamSearch, check_generate_arguments, merge_groups, prompt_lengths
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
@@ -45,6 +46,8 @@ class XLMGenerationMixin:
         num_return_sequences: int = 1,
         length_penalty: float = 1.0,
         early_stopping: bool = False,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Extend each prompt by up to `max_new_tokens` tokens; returns (batch × num_return_sequences,
         prompt + new) ids, each prompt's sequences next to each other.
@@ -54,7 +57,10 @@ class XLMGenerationMixin:
         `config.lang_id` as language), so its tokens differ.
 
         Args:
-            input_ids: prompts of equal length without padding (batch, prompt_len).
+            input_ids: prompts (batch, prompt_len); with `attention_mask`, right-padded prompts of several
+                lengths (a tokenizer's batch: `generate(**tokenizer(texts, padding=True, ...))`). Each is
+                continued from its own last token, and its row of the result holds its tokens, the new ones
+                and then padding (`pad_index`).
             do_sample: sample from the (temperature-scaled, top-k / top-p filtered) distribution
                 instead of taking the most likely token.
             langs: one language id for every token, or the prompt's language ids (batch, prompt_len),
@@ -70,8 +76,11 @@ class XLMGenerationMixin:
                 with `do_sample` that many samples per prompt.
             early_stopping: stop a prompt's beam search once it has `num_beams` finished sequences;
                 False stops when no running beam can score better (transformers' heuristic).
+            attention_mask: 1 on the prompts' tokens, 0 on the padding after them (batch, prompt_len).
+            token_type_ids: the prompts' token types (batch, prompt_len), each row continuing with its last.
         """
         config = self.config
+        requested = max_new_tokens  # a shorter prompt has more room left
         max_new_tokens = check_generate_arguments(
             config, tuple(input_ids.shape), max_new_tokens, do_sample, temperature, top_p, num_beams,
             num_return_sequences, early_stopping,
@@ -80,18 +89,39 @@ class XLMGenerationMixin:
         ids = input_ids
         if isinstance(langs, int):
             langs = torch.full_like(ids, langs)
+        if attention_mask is not None:
+            lengths = prompt_lengths(attention_mask.cpu().numpy(), tuple(ids.shape))
+            if (lengths < ids.shape[1]).any():
+                groups = [np.flatnonzero(lengths == n) for n in np.unique(lengths)]
+                options = dict(do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p,
+                               eos_token_id=eos_token_id, use_cache=use_cache, generator=generator,
+                               num_beams=num_beams, num_return_sequences=num_return_sequences,
+                               length_penalty=length_penalty, early_stopping=early_stopping)
+                outputs = []
+                for rows in groups:
+                    n, index = int(lengths[rows[0]]), torch.from_numpy(rows).to(ids.device)
+                    part = {name: value.index_select(0, index)[:, :n] for name, value in
+                            (("langs", langs), ("token_type_ids", token_type_ids)) if value is not None}
+                    generated = self.generate(ids.index_select(0, index)[:, :n], requested, **part, **options)
+                    outputs.append(generated.cpu().numpy())
+                merged = merge_groups(outputs, groups, num_return_sequences, config.pad_index)
+                return torch.from_numpy(merged).to(ids)
         if num_beams > 1 and max_new_tokens > 0:
-            return self._beam_search(ids, langs, max_new_tokens, num_beams, num_return_sequences, length_penalty,
-                                     early_stopping, eos_token_id, use_cache)
+            return self._beam_search(ids, langs, token_type_ids, max_new_tokens, num_beams, num_return_sequences,
+                                     length_penalty, early_stopping, eos_token_id, use_cache)
         if num_return_sequences > 1:  # samples (or, with no room left, the prompts): each prompt repeated
             ids = ids.repeat_interleave(num_return_sequences, dim=0)
             langs = langs.repeat_interleave(num_return_sequences, dim=0) if langs is not None else None
+            if token_type_ids is not None:
+                token_type_ids = token_type_ids.repeat_interleave(num_return_sequences, dim=0)
         next_langs = langs[:, -1:] if langs is not None else None
+        next_types = token_type_ids[:, -1:] if token_type_ids is not None else None
         cache: dict | None = {} if use_cache else None
         finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
         for _ in range(max_new_tokens):
             attention_mask = torch.ones_like(ids)
-            logits = self(ids, attention_mask=attention_mask, langs=langs, cache=cache).logits[:, -1, :]
+            logits = self(ids, attention_mask=attention_mask, langs=langs, token_type_ids=token_type_ids,
+                          cache=cache).logits[:, -1, :]
             if do_sample:
                 logits = filter_logits(logits.float() / temperature, top_k, top_p)
                 next_ids = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)[:, 0]
@@ -103,6 +133,8 @@ class XLMGenerationMixin:
             ids = torch.cat([ids, next_ids[:, None]], dim=1)
             if langs is not None:
                 langs = torch.cat([langs, next_langs], dim=1)
+            if token_type_ids is not None:
+                token_type_ids = torch.cat([token_type_ids, next_types], dim=1)
             if eos_token_id is not None and bool(finished.all()):
                 break
         return ids
@@ -111,6 +143,7 @@ class XLMGenerationMixin:
         self,
         ids: torch.Tensor,
         langs: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
         max_new_tokens: int,
         num_beams: int,
         num_return_sequences: int,
@@ -127,9 +160,13 @@ class XLMGenerationMixin:
         ids = ids.repeat_interleave(num_beams, dim=0)  # (batch × beams, len), a prompt's beams together
         langs = langs.repeat_interleave(num_beams, dim=0) if langs is not None else None
         next_langs = langs[:, -1:] if langs is not None else None
+        if token_type_ids is not None:
+            token_type_ids = token_type_ids.repeat_interleave(num_beams, dim=0)
+        next_types = token_type_ids[:, -1:] if token_type_ids is not None else None
         cache: dict | None = {} if use_cache else None
         for step in range(max_new_tokens):
-            logits = self(ids, attention_mask=torch.ones_like(ids), langs=langs, cache=cache).logits[:, -1, :]
+            logits = self(ids, attention_mask=torch.ones_like(ids), langs=langs, token_type_ids=token_type_ids,
+                          cache=cache).logits[:, -1, :]
             log_probs = F.log_softmax(logits.float(), dim=-1)
             vocab = log_probs.shape[-1]
             scores = torch.from_numpy(search.scores).to(log_probs.device)
@@ -141,6 +178,8 @@ class XLMGenerationMixin:
             ids = torch.cat([ids[source], new_tokens.reshape(-1, 1)], dim=1)
             if langs is not None:  # a prompt's beams share its language: next_langs needs no reordering
                 langs = torch.cat([langs[source], next_langs], dim=1)
+            if token_type_ids is not None:  # and its last token type
+                token_type_ids = torch.cat([token_type_ids[source], next_types], dim=1)
             if cache is not None:
                 for key, value in cache.items():
                     if key != "slen":
