@@ -14,7 +14,7 @@ import sys
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORKER_MODES = ("xla", "mirrored")
+WORKER_MODES = ("xla", "mirrored", "mirrored_resize")
 
 
 class FitWorker:

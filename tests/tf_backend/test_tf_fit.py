@@ -127,3 +127,11 @@ def test_mirrored_strategy_on_two_devices_equals_one_device(fit_workers):
     assert result["one_replicas"] == 1 and result["two_replicas"] == 2
     np.testing.assert_allclose(result["two"], result["one"], rtol=1e-5, atol=1e-6)
     assert all(np.diff(result["one"]) < 0), result["one"]
+
+
+def test_resize_under_mirrored_strategy_trains_new_words_as_one_device(fit_workers):
+    result = fit_workers["mirrored_resize"].result()
+    assert result["one_replicas"] == 1 and result["two_replicas"] == 2
+    assert result["one_rows"] == result["two_rows"] == fit_config().vocab_size + 4
+    np.testing.assert_allclose(result["two"], result["one"], rtol=1e-5, atol=1e-6)
+    assert all(np.diff(result["one"]) < 0), result["one"]
