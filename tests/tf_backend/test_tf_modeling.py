@@ -23,7 +23,13 @@ from xlm.tf_backend import (  # noqa: E402
     TFXLMModel,
     TFXLMWithLMHeadModel,
 )
-from xlm.tf_backend.layers import TFXLMDropout, in_xla_compilation, philox_uint32  # noqa: E402
+from xlm.tf_backend.layers import (  # noqa: E402
+    TFXLMDropout,
+    cross_entropy,
+    in_xla_compilation,
+    linear_cross_entropy,
+    philox_uint32,
+)
 from xlm.weights import ARCHITECTURES  # noqa: E402
 
 
@@ -378,6 +384,35 @@ def test_lm_loss_and_gradients_equal_eagerly_in_a_graph_and_under_xla(labelled, 
         np.testing.assert_allclose(loss, eager_loss, atol=1e-6)
         for grad, eager_grad in zip(grads, eager_grads):
             np.testing.assert_allclose(grad, eager_grad, atol=1e-6)  # two gradient paths summed in another order
+
+
+@pytest.mark.parametrize("dtype, atol", [("float32", 1e-6), ("bfloat16", 1e-2)])
+@pytest.mark.parametrize("labelled", [1.0, 0.4, 0.0])
+def test_linear_cross_entropy_equals_autodiff_of_the_logits(dtype, atol, labelled):
+    """The hand-written gradient of the XLA LM loss against TensorFlow's autodiff of projection + softmax
+    cross entropy; bfloat16 inputs keep the logits' dtype for the products, as the model does."""
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((20, 8)), dtype)
+    weight = tf.constant(rng.standard_normal((50, 8)) * 0.5, dtype)
+    bias = tf.constant(rng.standard_normal(50) * 0.1, dtype)
+    labels = rng.integers(0, 50, 20)
+    labels[rng.random(20) >= labelled] = -100
+
+    def loss_and_grads(loss_fn):
+        with tf.GradientTape() as tape:
+            tape.watch([x, weight, bias])
+            loss = loss_fn()
+        return [loss, *tape.gradient(loss, [x, weight, bias])]
+
+    reference = tf.function(lambda: loss_and_grads(
+        lambda: cross_entropy(tf.matmul(x, weight, transpose_b=True) + bias, labels)), jit_compile=True)()
+    ours = tf.function(lambda: loss_and_grads(lambda: linear_cross_entropy(x, weight, bias, labels)),
+                       jit_compile=True)()
+    assert [t.dtype for t in ours] == [t.dtype for t in reference]
+    for got, expected in zip(ours, reference):
+        np.testing.assert_allclose(np.asarray(got, np.float32), np.asarray(expected, np.float32), atol=atol)
+    assert np.isnan(ours[0]) == (labelled == 0)  # no label: NaN loss, zero gradients
+    assert all(np.any(np.asarray(g, np.float32)) for g in ours[1:]) == (labelled > 0)
 
 
 @pytest.mark.parametrize("variant", ["default", "asm"])

@@ -207,6 +207,43 @@ def lm_cross_entropy(logits: Any, labels: Any) -> Any:
     return cross_entropy(logits, labels)
 
 
+def linear_cross_entropy(x: Any, weight: Any, bias: Any, labels: Any) -> Any:
+    """The mean cross entropy of the logits x @ weightᵀ + bias (x: (tokens, dim)) against `labels` (tokens,),
+    -100 ignored, with a hand-written gradient (softmax − one-hot): the twin of the PyTorch stack's
+    `_LinearCrossEntropy`, for the loss alone.
+
+    Autodiff of the fused softmax cross entropy makes more passes over the (tokens × vocabulary) logits; under
+    XLA this takes about 45 ms off the 8 × 128 fit step (BENCHMARKS.md). Nothing labelled: a NaN loss with
+    zero gradients, as `mean_over_kept`.
+    """
+    x, weight, bias = (tf.convert_to_tensor(t) for t in (x, weight, bias))
+    labels = tf.cast(labels, tf.int32)
+    keep = tf.not_equal(labels, -100)
+    safe_labels = tf.where(keep, labels, tf.zeros_like(labels))
+    keep = tf.cast(keep, tf.float32)
+    count = tf.reduce_sum(keep)
+    denominator = tf.maximum(count, 1.0)
+
+    @tf.custom_gradient
+    def loss_of(x: Any, weight: Any, bias: Any) -> Any:
+        logits = tf.cast(tf.matmul(x, weight, transpose_b=True) + bias, tf.float32)
+        log_normaliser = tf.reduce_logsumexp(logits, axis=1)
+        picked = tf.gather(logits, safe_labels[:, None], axis=1, batch_dims=1)[:, 0]
+        loss = tf.reduce_sum((log_normaliser - picked) * keep) / denominator
+
+        def grad(upstream: Any) -> tuple[Any, Any, Any]:
+            scale = (upstream * keep / denominator)[:, None]
+            one_hot = tf.one_hot(safe_labels, tf.shape(logits)[1], dtype=tf.float32)
+            grad_logits = (tf.exp(logits - log_normaliser[:, None]) - one_hot) * scale
+            grad_bias = tf.cast(tf.reduce_sum(grad_logits, axis=0), bias.dtype)
+            grad_logits = tf.cast(grad_logits, x.dtype)
+            return tf.matmul(grad_logits, weight), tf.matmul(grad_logits, x, transpose_a=True), grad_bias
+
+        return loss, grad
+
+    return loss_of(x, weight, bias) + tf.stop_gradient(tf.where(count > 0, 0.0, float("nan")))
+
+
 def check_lm_labels(labels: Any, vocab: int) -> None:
     """Eagerly, a ValueError for a label outside [0, vocab) other than -100 (as in the PyTorch stack)."""
     if tf.executing_eagerly():
@@ -513,8 +550,13 @@ class TFXLMPredLayer(keras.layers.Layer):
         logits = self._tied.layer.linear(hidden_states) + bias if return_logits else None
         if labels is None:
             return logits, None
-        if return_logits and (tf.executing_eagerly() or in_xla_compilation()):
-            # eagerly the logits exist already; XLA would pad the labelled rows below to all rows
+        if in_xla_compilation():
+            # XLA would pad the labelled rows below to all rows, and it merges the loss's projection with the
+            # logits' (the same product), so the logits cost nothing more
+            table = ops.cast(self._tied.layer.weight, hidden_states.dtype)
+            flat = tf.reshape(hidden_states, (-1, self.dim))
+            return logits, linear_cross_entropy(flat, table, bias, tf.reshape(labels, (-1,)))
+        if tf.executing_eagerly() and return_logits:  # the logits exist already
             return logits, lm_cross_entropy(logits, labels)
         # In a graph, the loss projects the labelled rows again, on their own. When nothing reads the
         # logits (model.fit without metrics), TensorFlow prunes the full projection, and with masked-LM
