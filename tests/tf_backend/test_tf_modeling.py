@@ -413,6 +413,9 @@ def test_linear_cross_entropy_equals_autodiff_of_the_logits(dtype, atol, labelle
         np.testing.assert_allclose(np.asarray(got, np.float32), np.asarray(expected, np.float32), atol=atol)
     assert np.isnan(ours[0]) == (labelled == 0)  # no label: NaN loss, zero gradients
     assert all(np.any(np.asarray(g, np.float32)) for g in ours[1:]) == (labelled > 0)
+    for bad in (50, -1, -101):  # out of range: NaN, as TensorFlow's sparse cross entropy under XLA
+        wrong = np.where(np.arange(20) == 3, bad, labels)
+        assert np.isnan(tf.function(lambda: linear_cross_entropy(x, weight, bias, wrong), jit_compile=True)())
 
 
 @pytest.mark.parametrize("variant", ["default", "asm"])
