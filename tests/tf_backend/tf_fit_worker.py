@@ -23,12 +23,18 @@ def xla() -> dict:
     return {a: fit_losses(a, jit_compile=True, dropout=0.0) for a in ARCHITECTURES if a != "XLMModel"}
 
 
-def mirrored() -> dict:
+def _two_logical_cpus():
+    """TensorFlow, with the CPU split into two logical devices (before TensorFlow initialises)."""
     import tensorflow as tf
 
     tf.config.set_logical_device_configuration(
         tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
     )
+    return tf
+
+
+def mirrored() -> dict:
+    tf = _two_logical_cpus()
     import keras
     import numpy as np
 
@@ -54,18 +60,13 @@ def mirrored() -> dict:
         dataset = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(8)  # global batches of 8
         result[name] = model.fit(dataset, epochs=5, verbose=0).history["loss"]
         result[name + "_replicas"] = strategy.num_replicas_in_sync
-
     return result
 
 
 def mirrored_resize() -> dict:
     """resize_token_embeddings inside MirroredStrategy's scope, then fit with ids of the new words. (A process of
     its own: a second two-device strategy in one process fails in TensorFlow's collectives, tensorflow#62790.)"""
-    import tensorflow as tf
-
-    tf.config.set_logical_device_configuration(
-        tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
-    )
+    tf = _two_logical_cpus()
     import keras
     import numpy as np
 
