@@ -2,10 +2,13 @@
 
 One row (`WeightSpec`) per tensor of a model, giving
   - `torch_name`: the PyTorch / Hugging Face state_dict name (the de-facto checkpoint format),
-  - `keras_name`: our Keras weight, as the '/'-joined layer names down to the variable,
+  - `keras_name`: our Keras weight, as the '/'-joined layer names down to the variable
+    ("transformer/attentions_0/q_lin/kernel"),
   - `h5_name`: the name in a `tf_model.h5` (transformers' TF layout, without the leading model name
-    and the ':0' suffix); for weights transformers' TF port never had (asm, the SQuAD head) it is
-    our Keras name, so our own `tf_model.h5` files hold every weight,
+    and the ':0' suffix: "transformer/attentions_._0/q_lin/kernel"); for weights transformers' TF port
+    never had (asm, the SQuAD head) it follows the same rule, so our own `tf_model.h5` files hold every
+    weight. The two differ only in transformers' list separator `_._`, which a Keras layer name can't
+    hold (see `keras_layer_path`),
   - `original_name`: the name in a facebookresearch/XLM `.pth` checkpoint (None for heads it lacks),
   - `shape`: the PyTorch shape, and `transpose`: whether the Keras kernel is its transpose.
 
@@ -76,8 +79,19 @@ class WeightMismatchError(ValueError):
         super().__init__("\n".join(lines))
 
 
+def keras_layer_path(h5_name: str) -> str:
+    """The Keras name of a `tf_model.h5` weight: transformers' list separator `_._` ("attentions_._0")
+    becomes `_` ("attentions_0").
+
+    Keras' torch backend keys a layer's parameters by variable path in a `torch.nn.ParameterDict`, whose
+    keys can't contain "."; the `.keras` and `.weights.h5` formats address layers by attribute, not by
+    name, so files saved with the old names still load.
+    """
+    return h5_name.replace("_._", "_")
+
+
 # --- the table ----------------------------------------------------------------------------------
-# Each row: (PyTorch name, Keras / tf_model.h5 name, shape, kind). Kinds: "dense" = Linear weight
+# Each row: (PyTorch name, tf_model.h5 name, shape, kind). Kinds: "dense" = Linear weight
 # (Keras kernel transposed), "vector" = bias / LayerNorm (gamma, beta), "embedding" = lookup table.
 
 
@@ -193,16 +207,15 @@ def weight_specs(config: XLMConfig, architecture: str = "XLMModel") -> list[Weig
     architecture = normalize_architecture(architecture)
     is_base = architecture == "XLMModel"
     specs = []
-    for torch_name, keras_name, shape, kind in _base_rows(config):
+    for torch_name, h5_name, shape, kind in _base_rows(config):
         full_torch = torch_name if is_base else f"{BASE_MODEL_PREFIX}.{torch_name}"
-        full_keras = f"{BASE_MODEL_PREFIX}/{keras_name}"
+        full_h5 = f"{BASE_MODEL_PREFIX}/{h5_name}"
         trainable = not (torch_name == "position_embeddings.weight" and config.sinusoidal_embeddings)
-        specs.append(
-            WeightSpec(full_torch, full_keras, full_keras, torch_name, tuple(shape), kind == "dense", trainable=trainable)
-        )
-    for torch_name, keras_name, shape, kind in _head_rows(config, architecture):
+        specs.append(WeightSpec(full_torch, keras_layer_path(full_h5), full_h5, torch_name, tuple(shape),
+                                kind == "dense", trainable=trainable))
+    for torch_name, h5_name, shape, kind in _head_rows(config, architecture):
         original = torch_name if torch_name.startswith("pred_layer.") else None
-        specs.append(WeightSpec(torch_name, keras_name, keras_name, original, tuple(shape), kind == "dense"))
+        specs.append(WeightSpec(torch_name, keras_layer_path(h5_name), h5_name, original, tuple(shape), kind == "dense"))
     if architecture == "XLMWithLMHeadModel" and not config.asm:
         # The output projection shares the word-embedding matrix (no Keras variable of its own);
         # untied (tie_word_embeddings=False, PyTorch only) it is a tensor of its own, with no Keras

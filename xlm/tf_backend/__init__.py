@@ -1,16 +1,15 @@
-"""Keras 3 (TensorFlow backend) XLM models, twins of `xlm.torch_backend` with a TF prefix.
+"""Keras 3 XLM models, twins of `xlm.torch_backend` with a TF prefix (transformers' names).
 
-Importing this package imports TensorFlow and Keras 3 (not tf-keras); `import xlm` alone does not.
+They run on every Keras 3 backend: TensorFlow, JAX or PyTorch, as `KERAS_BACKEND` picks it before keras
+is first imported (TensorFlow is needed only for its own backend). Importing this package imports
+Keras 3 (not tf-keras) and its backend; `import xlm` alone does not.
 """
 
 from __future__ import annotations
 
-from xlm._backend import require
+from xlm._backend import require_keras
 
-require("tensorflow")
-_keras = require("keras")
-if not _keras.__version__.startswith("3."):
-    raise ImportError(f"xlm.tf_backend needs Keras 3, found keras {_keras.__version__}: `pip install 'keras>=3'`")
+require_keras()
 
 from xlm.tf_backend.generation import TFXLMGenerationMixin, filter_logits  # noqa: E402
 from xlm.tf_backend.heads import (  # noqa: E402

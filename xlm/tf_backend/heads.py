@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from xlm._backend import require
+import keras
+
 from xlm.config import XLMConfig
 from xlm.modeling_utils import check_same_shape
 from xlm.outputs import (
@@ -21,12 +22,9 @@ from xlm.outputs import (
     XLMForQuestionAnsweringOutput,
 )
 
-tf = require("tensorflow")
-keras = require("keras")
-ops = keras.ops
-
-from xlm.tf_backend.generation import TFXLMGenerationMixin  # noqa: E402
-from xlm.tf_backend.layers import (  # noqa: E402
+from xlm.tf_backend.backend import is_integer_dtype, values_readable
+from xlm.tf_backend.generation import TFXLMGenerationMixin
+from xlm.tf_backend.layers import (
     TFXLMDropout,
     TFXLMPredLayer,
     TFXLMSequenceSummary,
@@ -34,7 +32,7 @@ from xlm.tf_backend.layers import (  # noqa: E402
     cross_entropy,
     dense,
 )
-from xlm.tf_backend.modeling import (  # noqa: E402
+from xlm.tf_backend.modeling import (
     TFXLMCache,
     TFXLMMainLayer,
     TFXLMPreTrainedModel,
@@ -42,6 +40,7 @@ from xlm.tf_backend.modeling import (  # noqa: E402
     unpack_inputs,
 )
 
+ops = keras.ops
 logger = logging.getLogger(__name__)
 _PACKAGE = "xlm"
 
@@ -65,7 +64,7 @@ class TFXLMWithLMHeadModel(TFXLMPreTrainedModel, TFXLMGenerationMixin):
         super().__init__(config, **kwargs)
         self.transformer = TFXLMMainLayer(config, name="transformer", dtype=self.dtype_policy)
         self.pred_layer = TFXLMPredLayer(
-            config, self.transformer.embeddings, name="pred_layer_._proj", dtype=self.dtype_policy
+            config, self.transformer.embeddings, name="pred_layer_proj", dtype=self.dtype_policy
         )
         self.build()
 
@@ -123,7 +122,7 @@ def _classification_loss(config: XLMConfig, logits: Any, labels: Any) -> Any:
     if problem_type is None:
         if config.num_labels == 1:
             problem_type = "regression"
-        elif labels.dtype.is_integer:
+        elif is_integer_dtype(labels):
             problem_type = "single_label_classification"
         else:
             problem_type = "multi_label_classification"
@@ -271,7 +270,7 @@ class TFXLMForMultipleChoice(TFXLMPreTrainedModel):
         if reference is None:
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
         num_choices = ops.shape(reference)[1]
-        if tf.executing_eagerly():
+        if values_readable(reference):
             self._check_choices(input_ids, attention_mask, langs, token_type_ids, position_ids)
         if lengths is not None:
             logger.warning("TFXLMForMultipleChoice ignores `lengths`: pass an attention_mask instead")

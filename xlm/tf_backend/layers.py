@@ -2,8 +2,11 @@
 
 Every layer creates its variables in `build()` from the config alone (no input shape needed), and
 each variable sits under the Keras layer names of the weight table (`xlm.weights`): a layer named
-`q_lin` inside `attentions_._0` inside `transformer` holds `transformer/attentions_._0/q_lin/kernel`.
+`q_lin` inside `attentions_0` inside `transformer` holds `transformer/attentions_0/q_lin/kernel`.
 Under mixed precision, layer norms, softmaxes and losses run in float32.
+
+The layers run on every Keras backend through `keras.ops`; where TensorFlow has a faster path
+(`xlm.tf_backend.tensorflow_only`), it is taken on that backend only.
 """
 
 from __future__ import annotations
@@ -11,14 +14,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import keras
 import numpy as np
 
-from xlm._backend import require
 from xlm.config import XLMConfig
+from xlm.tf_backend.backend import BACKEND, tf_only, values_readable
 from xlm.weights import asm_cluster_sizes
 
-tf = require("tensorflow")
-keras = require("keras")
 ops = keras.ops
 
 
@@ -55,86 +57,43 @@ def float32_if_half(dtype_policy: Any) -> Any:
     return dtype_policy
 
 
-class TFXLMDense(keras.layers.Dense):
-    """keras.layers.Dense computing (..., in) @ kernel as one 2-D matmul.
+def matmul_transpose_b(a: Any, b: Any) -> Any:
+    """a @ bᵀ over the last two axes (b may be a 2-D table)."""
+    if tf_only is not None:
+        return tf_only.matmul_transpose_b(a, b)
+    return ops.matmul(a, ops.swapaxes(b, -1, -2))
 
-    Keras' Dense goes through `tf.tensordot` for inputs of rank > 2, several more operations per
-    call: a third of the eager forward pass of a small model. LoRA and quantized layers take
-    Keras' own path.
-    """
+
+def gather_positions(x: Any, index: Any) -> Any:
+    """x[b, index[b]] for x (batch, seq, ...): index (batch,) gives (batch, ...), (batch, k) gives (batch, k, ...)."""
+    index = ops.cast(index, "int32")
+    single = len(index.shape) == 1
+    if single:
+        index = index[:, None]
+    trailing = tuple(x.shape[2:])
+    expanded = ops.reshape(index, tuple(ops.shape(index)) + (1,) * len(trailing))
+    picked = ops.take_along_axis(x, ops.broadcast_to(expanded, tuple(ops.shape(index)) + trailing), axis=1)
+    return picked[:, 0] if single else picked
+
+
+class TFXLMDense(keras.layers.Dense):
+    """keras.layers.Dense; on TensorFlow, (..., in) @ kernel as one 2-D matmul (`tf_only.dense_matmul`).
+    LoRA and quantized layers take Keras' own path."""
 
     def call(self, inputs: Any, training: Any = None) -> Any:
-        if self.lora_enabled or self.quantization_mode is not None:
+        if tf_only is None or self.lora_enabled or self.quantization_mode is not None:
             return super().call(inputs, training=training)
-        kernel = tf.convert_to_tensor(self.kernel)
-        if kernel.dtype != inputs.dtype:
-            kernel = tf.cast(kernel, inputs.dtype)
-        if len(inputs.shape) == 2:
-            outputs = tf.matmul(inputs, kernel)
-        else:
-            outputs = tf.matmul(tf.reshape(inputs, (-1, kernel.shape[0])), kernel)
-            outputs = tf.reshape(outputs, tf.concat([tf.shape(inputs)[:-1], [self.units]], axis=0))
-            if not tf.executing_eagerly():  # keep the static shape a dynamic reshape loses
-                outputs.set_shape(inputs.shape[:-1] + [self.units])
-        if self.bias is not None:
-            outputs = tf.nn.bias_add(outputs, tf.cast(self.bias, outputs.dtype))
-        return outputs
-
-
-# Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", 2011), as TensorFlow runs it
-_PHILOX_MULTIPLIERS = (0xD2511F53, 0xCD9E8D57)
-_PHILOX_KEY_STEPS = (0x9E3779B9, 0xBB67AE85)
-_PHILOX_SEED_KEY = 0x02461E293EC8F720  # TensorFlow's key for scrambling a seed into a key and counter
-
-
-def _split_uint64(x: Any) -> tuple[Any, Any]:
-    """(low, high) uint32 words of uint64 `x`."""
-    return tf.cast(x, tf.uint32), tf.cast(tf.bitwise.right_shift(x, tf.constant(32, tf.uint64)), tf.uint32)
-
-
-def _philox_rounds(counter: list, key: list) -> list:
-    """The 4 uint32 outputs of Philox4x32-10 for 4 uint32 counter words and 2 key words (tensors)."""
-    c0, c1, c2, c3 = counter
-    k0, k1 = key
-    for round_ in range(10):
-        product0 = tf.cast(c0, tf.uint64) * _PHILOX_MULTIPLIERS[0]
-        product1 = tf.cast(c2, tf.uint64) * _PHILOX_MULTIPLIERS[1]
-        (low0, high0), (low1, high1) = _split_uint64(product0), _split_uint64(product1)
-        c0, c1, c2, c3 = high1 ^ c1 ^ k0, low1, high0 ^ c3 ^ k1, low0
-        if round_ < 9:
-            k0, k1 = k0 + _PHILOX_KEY_STEPS[0], k1 + _PHILOX_KEY_STEPS[1]
-    return [c0, c1, c2, c3]
-
-
-def philox_uint32(shape: Any, seed: Any) -> Any:
-    """Random uint32 bits of `shape` for a 2-element int seed: exactly what
-    `tf.random.stateless_uniform(shape, seed, minval=None, maxval=None, dtype=tf.uint32, alg="philox")` returns.
-
-    Under XLA the generator is written out in 32-bit ops here: XLA's own Philox on CPU is about 4× slower
-    (it took 200 ms of a 1.9 s training step of the 6-layer benchmark model). Elsewhere TensorFlow's kernel
-    runs.
-    """
-    if not in_xla_compilation():
-        return tf.random.stateless_uniform(shape, seed, minval=None, maxval=None, dtype=tf.uint32, alg="philox")
-    # the seed scrambled into a key and a 128-bit counter, as tf.random's _philox_scramble_seed does (XLA's own
-    # generator for these 4 numbers: the same ops written out here would be fused into every element's work)
-    mix = tf.raw_ops.StatelessRandomUniformFullIntV2(
-        shape=[4], key=tf.constant([_PHILOX_SEED_KEY], tf.uint64), counter=tf.cast(seed, tf.uint64), alg=1, dtype=tf.uint32)
-    # key = mix[0] | mix[1] << 32, counter = (0, mix[2] | mix[3] << 32): block j (4 words) uses counter + j, whose
-    # low 64 bits are j with no carry. XLA vectorises this only with 32-bit block indices; sizes are int32 anyway.
-    size = tf.reduce_prod(shape)
-    c0 = tf.bitcast(tf.range((size + 3) // 4), tf.uint32)
-    words = _philox_rounds([c0, tf.zeros_like(c0), tf.fill(tf.shape(c0), mix[2]), tf.fill(tf.shape(c0), mix[3])],
-                           [mix[0], mix[1]])
-    return tf.reshape(tf.reshape(tf.stack(words, axis=1), [-1])[:size], shape)
+        return tf_only.dense_matmul(inputs, self.kernel, self.bias, self.units)
 
 
 class TFXLMDropout(keras.layers.Dropout):
-    """keras.layers.Dropout drawing its mask from Philox4x32-10 bits (`philox_uint32`): an element is kept when
-    its uint32 draw is at least round(rate · 2³²), and the mask is the same eagerly, in a graph and under XLA.
+    """keras.layers.Dropout; on TensorFlow, masks from Philox4x32-10 bits (`tf_only.philox_dropout`): an
+    element is kept when its uint32 draw is at least round(rate · 2³²), and the mask is the same eagerly, in
+    a graph and under XLA.
 
-    Keras' own dropout uses TensorFlow's default generator, which under XLA on CPU (ThreeFry) is about 20× slower
-    than Philox, and draws floats, whose bits differ between XLA and TensorFlow's kernels.
+    Keras' own dropout on TensorFlow uses its default generator, which under XLA on CPU (ThreeFry) is about
+    20× slower than Philox, and draws floats, whose bits differ between XLA and TensorFlow's kernels. On JAX
+    and torch, Keras' dropout runs (one new seed per call from the layer's `SeedGenerator` there too).
     """
 
     def __init__(self, rate: float, noise_shape: Any = None, seed: int | None = None, **kwargs: Any) -> None:
@@ -146,12 +105,11 @@ class TFXLMDropout(keras.layers.Dropout):
     def call(self, inputs: Any, training: Any = False) -> Any:
         if not training or self.rate == 0:
             return inputs
-        if self.rate >= 1:
-            return tf.zeros_like(inputs)
-        seed = tf.cast(tf.math.floormod(self.seed_generator.next(), 2**31 - 1), tf.int32)
-        threshold = min(round(self.rate * 2**32), 2**32 - 1)
-        keep = philox_uint32(tf.shape(inputs), seed) >= tf.constant(threshold, tf.uint32)
-        return tf.where(keep, inputs * tf.cast(1 / (1 - self.rate), inputs.dtype), tf.zeros_like(inputs))
+        if tf_only is None:
+            if self.rate >= 1:
+                return ops.zeros_like(inputs)
+            return super().call(inputs, training=training)
+        return tf_only.philox_dropout(inputs, self.rate, self.seed_generator.next())
 
 
 def dense(units: int, std: float, name: str, dtype: Any, use_bias: bool = True) -> TFXLMDense:
@@ -201,72 +159,28 @@ def nll_of_log_probs(log_probs: Any, labels: Any, ignore_index: int = -100) -> A
 def lm_cross_entropy(logits: Any, labels: Any) -> Any:
     """Mean cross entropy of (..., vocab) logits against (...) labels, -100 ignored (not shifted).
 
-    Eagerly, a label outside [0, vocab) other than -100 is a ValueError (as in the PyTorch stack).
+    Where values can be read (see `check_lm_labels`), a label outside [0, vocab) other than -100 is a
+    ValueError (as in the PyTorch stack).
     """
     check_lm_labels(labels, logits.shape[-1])
     return cross_entropy(logits, labels)
 
 
-def linear_cross_entropy(x: Any, weight: Any, bias: Any, labels: Any) -> Any:
-    """The mean cross entropy of the logits x @ weightᵀ + bias (x: (tokens, dim)) against `labels` (tokens,),
-    -100 ignored, with a hand-written gradient (softmax − one-hot): the twin of the PyTorch stack's
-    `_LinearCrossEntropy`, for the loss alone.
-
-    Autodiff of the fused softmax cross entropy makes more passes over the (tokens × vocabulary) logits; under
-    XLA this takes about 45 ms off the 8 × 128 fit step (BENCHMARKS.md). Nothing labelled: a NaN loss with
-    zero gradients, as `mean_over_kept`; a label out of range: a NaN loss.
-    """
-    x, weight, bias = (tf.convert_to_tensor(t) for t in (x, weight, bias))
-    labels = tf.cast(labels, tf.int32)
-    keep = tf.not_equal(labels, -100)
-    safe_labels = tf.where(keep, labels, tf.zeros_like(labels))
-    keep = tf.cast(keep, tf.float32)
-    count = tf.reduce_sum(keep)
-    denominator = tf.maximum(count, 1.0)
-
-    @tf.custom_gradient
-    def loss_of(x: Any, weight: Any, bias: Any) -> Any:
-        logits = tf.cast(tf.matmul(x, weight, transpose_b=True) + bias, tf.float32)
-        log_normaliser = tf.reduce_logsumexp(logits, axis=1)
-        picked = tf.gather(logits, safe_labels[:, None], axis=1, batch_dims=1)[:, 0]
-        loss = tf.reduce_sum((log_normaliser - picked) * keep) / denominator
-
-        def grad(upstream: Any) -> tuple[Any, Any, Any]:
-            scale = (upstream * keep / denominator)[:, None]
-            one_hot = tf.one_hot(safe_labels, tf.shape(logits)[1], dtype=tf.float32)
-            grad_logits = (tf.exp(logits - log_normaliser[:, None]) - one_hot) * scale
-            grad_bias = tf.cast(tf.reduce_sum(grad_logits, axis=0), bias.dtype)
-            grad_logits = tf.cast(grad_logits, x.dtype)
-            return tf.matmul(grad_logits, weight), tf.matmul(grad_logits, x, transpose_a=True), grad_bias
-
-        return loss, grad
-
-    # a label outside [0, vocab) other than -100: NaN, as TensorFlow's sparse cross entropy gives under XLA
-    out_of_range = tf.reduce_any((labels < -100) | ((labels > -100) & (labels < 0)) | (labels >= tf.shape(weight)[0]))
-    flag = tf.where((count > 0) & ~out_of_range, 0.0, float("nan"))
-    return loss_of(x, weight, bias) + tf.stop_gradient(flag)
-
-
 def check_lm_labels(labels: Any, vocab: int) -> None:
-    """Eagerly, a ValueError for a label outside [0, vocab) other than -100 (as in the PyTorch stack)."""
-    if tf.executing_eagerly():
-        values = np.asarray(labels)
+    """A ValueError for a label outside [0, vocab) other than -100 (as in the PyTorch stack), wherever the
+    labels' values can be read: eagerly, not in a traced graph or under `jit` (there such a label gives a
+    NaN or meaningless loss)."""
+    if values_readable(labels):
+        values = np.asarray(ops.convert_to_numpy(labels))
         bad = values[((values < 0) & (values != -100)) | (values >= vocab)]
         if bad.size:
             raise ValueError(f"labels contains id {bad.flat[0]}, outside [0, {vocab}) and not -100 (ignored)")
 
 
 def in_xla_compilation() -> bool:
-    """Whether the graph being traced is compiled by XLA (`tf.function(jit_compile=True)`, Keras' too).
-
-    The LM loss, dropout and the graph input checks pick their XLA paths by it.
-    """
-    try:
-        from tensorflow.python.framework import ops as tf_ops
-        from tensorflow.python.ops import control_flow_util
-    except ImportError:  # TensorFlow moved these private modules: answer yes, the paths that work everywhere
-        return True
-    return bool(control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph()))
+    """Whether a TensorFlow graph being traced is compiled by XLA; False on the other backends, whose
+    paths do not depend on it."""
+    return tf_only is not None and tf_only.in_xla_compilation()
 
 
 # --- embeddings ---------------------------------------------------------------------------------
@@ -337,14 +251,7 @@ class TFXLMEmbedding(keras.layers.Layer):
 
     def linear(self, hidden_states: Any) -> Any:
         """hidden_states @ tableᵀ: the tied output projection of the LM head."""
-        table = ops.cast(self.weight, hidden_states.dtype)
-        flat = tf.reshape(hidden_states, (-1, self.dim))
-        # transpose_b: no transposed copy of the (vocab × dim) table, forward or backward
-        scores = tf.matmul(flat, table, transpose_b=True)
-        scores = tf.reshape(scores, tf.concat([tf.shape(hidden_states)[:-1], [self.num_embeddings]], axis=0))
-        if not tf.executing_eagerly():  # keep the static shape a dynamic reshape loses
-            scores.set_shape(hidden_states.shape[:-1] + [self.num_embeddings])
-        return scores
+        return matmul_transpose_b(hidden_states, ops.cast(self.weight, hidden_states.dtype))
 
 
 # --- encoder layers -----------------------------------------------------------------------------
@@ -353,8 +260,11 @@ class TFXLMEmbedding(keras.layers.Layer):
 class TFXLMMultiHeadAttention(keras.layers.Layer):
     """Multi-head self-attention with an optional key/value cache for incremental decoding.
 
-    Scales q by 1/sqrt(head_dim) before q·kᵀ, fills masked scores with float32's minimum and takes
-    the softmax in float32 (a fully masked row gets uniform weights, never NaN, in any dtype), as
+    On JAX and torch, runs `keras.ops.dot_product_attention` (flash attention where the GPU has it)
+    unless attention weights or a head mask are asked for, attention dropout is on, or
+    `attn_implementation` is "eager" — as the PyTorch twin runs SDPA. The explicit path (always taken on
+    TensorFlow) scales q by 1/sqrt(head_dim) before q·kᵀ, fills masked scores with float32's minimum and
+    takes the softmax in float32 (a fully masked row gets uniform weights, never NaN, in any dtype), as
     the reference does; `head_mask` multiplies the probabilities after dropout.
 
     Args:
@@ -368,6 +278,8 @@ class TFXLMMultiHeadAttention(keras.layers.Layer):
         self.dim = config.emb_dim
         self.n_heads = config.n_heads
         self.head_dim = config.emb_dim // config.n_heads
+        self.attention_dropout = config.attention_dropout
+        self.attn_implementation = "fused" if BACKEND in ("jax", "torch") else "eager"
         self.q_lin = dense(self.dim, config.init_std, "q_lin", self.dtype_policy)
         self.k_lin = dense(self.dim, config.init_std, "k_lin", self.dtype_policy)
         self.v_lin = dense(self.dim, config.init_std, "v_lin", self.dtype_policy)
@@ -381,9 +293,7 @@ class TFXLMMultiHeadAttention(keras.layers.Layer):
             lin.build((None, None, self.dim))
 
     def _split_heads(self, x: Any) -> Any:
-        batch = ops.shape(x)[0]
-        x = ops.reshape(x, (batch, -1, self.n_heads, self.head_dim))
-        return ops.transpose(x, (0, 2, 1, 3))  # (bs, n_heads, len, head_dim)
+        return ops.reshape(x, (ops.shape(x)[0], -1, self.n_heads, self.head_dim))  # (bs, len, n_heads, head_dim)
 
     def call(
         self,
@@ -407,19 +317,25 @@ class TFXLMMultiHeadAttention(keras.layers.Layer):
         if cache is not None:
             if self.layer_idx in cache:
                 k_past, v_past = cache[self.layer_idx]
-                k = ops.concatenate([k_past, k], axis=2)
-                v = ops.concatenate([v_past, v], axis=2)
+                k = ops.concatenate([k_past, k], axis=1)
+                v = ops.concatenate([v_past, v], axis=1)
             cache[self.layer_idx] = (k, v)
-        # q, k, v: (bs, n_heads, qlen | klen, head_dim)
-
-        q = q / math.sqrt(self.head_dim)
-        scores = tf.matmul(q, k, transpose_b=True)  # (bs, n_heads, qlen, klen)
+        # q, k, v: (bs, qlen | klen, n_heads, head_dim)
         if len(attn_mask.shape) == 3:
             keep = ops.expand_dims(attn_mask, 1)  # (bs | 1, 1, qlen, klen)
         else:
             keep = attn_mask[:, None, None, :]  # (bs, 1, 1, klen)
-        scores = ops.cast(scores, "float32")
-        scores = ops.where(ops.not_equal(keep, 0), scores, np.finfo(np.float32).min)
+        keep = ops.not_equal(keep, 0)
+
+        dropout_on = training and self.attention_dropout > 0
+        if self.attn_implementation == "fused" and not (output_attentions or head_mask is not None or dropout_on):
+            context = ops.dot_product_attention(q, k, v, mask=keep, scale=1 / math.sqrt(self.head_dim))
+            return self.out_lin(ops.reshape(context, (batch, -1, self.dim))), None
+
+        q, k, v = (ops.transpose(t, (0, 2, 1, 3)) for t in (q, k, v))  # (bs, n_heads, len, head_dim)
+        q = q / math.sqrt(self.head_dim)
+        scores = ops.cast(matmul_transpose_b(q, k), "float32")  # (bs, n_heads, qlen, klen)
+        scores = ops.where(keep, scores, np.finfo(np.float32).min)
         weights = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
         weights = self.dropout(weights, training=training)
         if head_mask is not None:
@@ -477,8 +393,8 @@ class TFXLMPredLayer(keras.layers.Layer):
 
     Without asm, the logits are hidden @ Eᵀ + bias (E: the word embeddings, borrowed from the
     encoder, not owned); with asm, the adaptive-softmax log-probabilities over the whole vocabulary
-    (PyTorch's AdaptiveLogSoftmaxWithLoss with head_bias=True: `head`, `tail_._k_._0`,
-    `tail_._k_._1`), and the loss is the adaptive-softmax loss over labels ≠ -100.
+    (PyTorch's AdaptiveLogSoftmaxWithLoss with head_bias=True: `head`, `tail_k_0`,
+    `tail_k_1`), and the loss is the adaptive-softmax loss over labels ≠ -100.
     """
 
     def __init__(self, config: XLMConfig, input_embeddings: Any = None, **kwargs: Any) -> None:
@@ -495,14 +411,14 @@ class TFXLMPredLayer(keras.layers.Layer):
             self.shortlist_size = config.asm_cutoffs[0]
             n_clusters = len(config.asm_cutoffs)
             self.head = dense(self.shortlist_size + n_clusters, config.init_std, "head", self.dtype_policy)
-            # Cluster k: tail_._k_._0 (dim -> proj) then tail_._k_._1 (proj -> words), no biases.
+            # Cluster k: tail_k_0 (dim -> proj) then tail_k_1 (proj -> words), no biases.
             self.tail_projections, self.tail_outputs = [], []
             for k, (proj, words) in enumerate(asm_cluster_sizes(config)):
                 self.tail_projections.append(
-                    dense(proj, config.init_std, f"tail_._{k}_._0", self.dtype_policy, use_bias=False)
+                    dense(proj, config.init_std, f"tail_{k}_0", self.dtype_policy, use_bias=False)
                 )
                 self.tail_outputs.append(
-                    dense(words, config.init_std, f"tail_._{k}_._1", self.dtype_policy, use_bias=False)
+                    dense(words, config.init_std, f"tail_{k}_1", self.dtype_policy, use_bias=False)
                 )
 
     def build(self, input_shape: Any = None) -> None:
@@ -518,7 +434,7 @@ class TFXLMPredLayer(keras.layers.Layer):
 
     def set_vocab_size(self, n_words: int) -> None:
         """Follow resized word embeddings: the bias is cut, or padded with zeros for new words."""
-        bias = self.bias.numpy()
+        bias = ops.convert_to_numpy(self.bias)
         values = np.zeros(n_words, dtype=bias.dtype)
         values[: min(n_words, len(bias))] = bias[:n_words]
         self.n_words = n_words
@@ -551,37 +467,32 @@ class TFXLMPredLayer(keras.layers.Layer):
                     "there is none)"
                 )
         if self.asm:
-            if not return_logits:
-                picked, targets = self._labelled_rows(hidden_states, labels)
+            if not return_logits and tf_only is not None:
+                picked, targets = tf_only.labelled_rows(hidden_states, labels, self.dim)
                 return None, nll_of_log_probs(self.log_prob(picked), targets)
-            logits = self.log_prob(hidden_states)
-            loss = nll_of_log_probs(logits, labels) if labels is not None else None
-            return logits, loss
+            log_probs = self.log_prob(hidden_states)
+            loss = nll_of_log_probs(log_probs, labels) if labels is not None else None
+            return (log_probs if return_logits else None), loss
         bias = ops.cast(self.bias, hidden_states.dtype)
         logits = self._tied.layer.linear(hidden_states) + bias if return_logits else None
         if labels is None:
             return logits, None
-        if in_xla_compilation():
+        if tf_only is None or (tf_only.executing_eagerly() and return_logits):
+            scores = logits if logits is not None else self._tied.layer.linear(hidden_states) + bias
+            return logits, lm_cross_entropy(scores, labels)
+        if tf_only.in_xla_compilation():
             # XLA would pad the labelled rows below to all rows, and it merges the loss's projection with the
             # logits' (the same product), so the logits cost nothing more
             table = ops.cast(self._tied.layer.weight, hidden_states.dtype)
-            flat = tf.reshape(hidden_states, (-1, self.dim))
-            return logits, linear_cross_entropy(flat, table, bias, tf.reshape(labels, (-1,)))
-        if tf.executing_eagerly() and return_logits:  # the logits exist already
-            return logits, lm_cross_entropy(logits, labels)
-        # In a graph, the loss projects the labelled rows again, on their own. When nothing reads the
-        # logits (model.fit without metrics), TensorFlow prunes the full projection, and with masked-LM
+            flat, flat_labels = ops.reshape(hidden_states, (-1, self.dim)), ops.reshape(labels, (-1,))
+            return logits, tf_only.linear_cross_entropy(flat, table, bias, flat_labels)
+        # In a TensorFlow graph, the loss projects the labelled rows again, on their own. When nothing reads
+        # the logits (model.fit without metrics), TensorFlow prunes the full projection, and with masked-LM
         # labels (15 % of the tokens) the head's softmax and gradient products shrink to 15 %.
         check_lm_labels(labels, self.n_words)
-        picked, targets = self._labelled_rows(hidden_states, labels)
+        picked, targets = tf_only.labelled_rows(hidden_states, labels, self.dim)
         picked_logits = self._tied.layer.linear(picked) + bias
         return logits, cross_entropy(picked_logits, targets, ignore_index=None)
-
-    def _labelled_rows(self, hidden_states: Any, labels: Any) -> tuple[Any, Any]:
-        """The hidden states (rows, dim) and labels (rows,) of the positions whose label is not -100."""
-        labels = tf.reshape(labels, (-1,))
-        rows = tf.where(labels != -100)[:, 0]
-        return tf.gather(tf.reshape(hidden_states, (-1, self.dim)), rows), tf.gather(labels, rows)
 
 
 # --- classification heads -----------------------------------------------------------------------
@@ -629,7 +540,7 @@ class TFXLMSequenceSummary(keras.layers.Layer):
             if cls_index is None:
                 output = hidden_states[:, -1]
             else:
-                output = tf.gather(hidden_states, ops.cast(cls_index, "int32"), batch_dims=1)
+                output = gather_positions(hidden_states, cls_index)
         if self.first_dropout is not None:
             output = self.first_dropout(output, training=training)
         if self.summary is not None:
@@ -690,7 +601,7 @@ class TFXLMPoolerEndLogits(keras.layers.Layer):
     def call(self, hidden_states: Any, start_states: Any = None, start_positions: Any = None, p_mask: Any = None) -> Any:
         if start_positions is not None:
             slen = ops.shape(hidden_states)[-2]
-            start = tf.gather(hidden_states, ops.cast(start_positions, "int32"), batch_dims=1)  # (bs, hsz)
+            start = gather_positions(hidden_states, start_positions)  # (bs, hsz)
             start_states = ops.repeat(start[:, None, :], slen, axis=1)  # (bs, slen, hsz)
         elif start_states is None:
             raise ValueError("TFXLMPoolerEndLogits needs start_states or start_positions")
@@ -718,11 +629,11 @@ class TFXLMPoolerAnswerClass(keras.layers.Layer):
 
     def call(self, hidden_states: Any, start_states: Any = None, start_positions: Any = None, cls_index: Any = None) -> Any:
         if start_positions is not None:
-            start_states = tf.gather(hidden_states, ops.cast(start_positions, "int32"), batch_dims=1)  # (bs, hsz)
+            start_states = gather_positions(hidden_states, start_positions)  # (bs, hsz)
         elif start_states is None:
             raise ValueError("TFXLMPoolerAnswerClass needs start_states or start_positions")
         if cls_index is not None:
-            cls_token_state = tf.gather(hidden_states, ops.cast(cls_index, "int32"), batch_dims=1)
+            cls_token_state = gather_positions(hidden_states, cls_index)
         else:
             cls_token_state = hidden_states[:, -1, :]
         x = self.dense_0(ops.concatenate([ops.cast(start_states, self.compute_dtype), cls_token_state], axis=-1))
@@ -792,7 +703,7 @@ class TFXLMSQuADHead(keras.layers.Layer):
         slen = ops.shape(hidden_states)[1]
         start_probs = ops.softmax(start_logits, axis=-1)  # (bs, slen)
         start_top_probs, start_top_index = ops.top_k(start_probs, self.start_n_top)  # (bs, start_n_top)
-        start_states = tf.gather(hidden_states, start_top_index, batch_dims=1)  # (bs, start_n_top, dim)
+        start_states = gather_positions(hidden_states, start_top_index)  # (bs, start_n_top, dim)
         start_states = ops.repeat(start_states[:, None], slen, axis=1)  # (bs, slen, start_n_top, dim)
         hidden_expanded = ops.repeat(hidden_states[:, :, None], self.start_n_top, axis=2)
         end_p_mask = p_mask[:, :, None] if p_mask is not None else None

@@ -13,9 +13,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import keras
 import numpy as np
 
-from xlm._backend import require
 from xlm.config import XLMConfig
 from xlm.modeling_utils import (
     check_id_range,
@@ -30,22 +30,19 @@ from xlm.modeling_utils import (
     sinusoidal_table,
 )
 from xlm.outputs import BaseModelOutput, ModelOutput
-from xlm.weights import StateDictMatch, check_keras_layout, match_state_dict, weight_specs
-
-tf = require("tensorflow")
-keras = require("keras")
-ops = keras.ops
-
-from xlm.tf_backend.layers import (  # noqa: E402
+from xlm.tf_backend.backend import BACKEND, known_shape, register_output_structures, tf_only, values_readable
+from xlm.tf_backend.layers import (
     TFXLMDropout,
     TFXLMEmbedding,
     TFXLMMultiHeadAttention,
     TFXLMPredLayer,
     TFXLMTransformerFFN,
-    in_xla_compilation,
     layer_norm,
     normal_initializer,
 )
+from xlm.weights import StateDictMatch, check_keras_layout, match_state_dict, weight_specs
+
+ops = keras.ops
 
 _PACKAGE = "xlm"
 
@@ -86,12 +83,6 @@ def unpack_inputs(call: Any) -> Any:
     return wrapper
 
 
-def _static_shape(x: Any) -> tuple | None:
-    """The shape as Python ints, or None if any dimension is unknown (graph tracing)."""
-    shape = tuple(x.shape)
-    return None if any(d is None for d in shape) else shape
-
-
 def check_inputs(
     config: XLMConfig,
     input_ids: Any = None,
@@ -105,25 +96,26 @@ def check_inputs(
 ) -> list:
     """Reject inputs that would index outside a table or disagree in shape, before any lookup.
 
-    Same checks and messages as the PyTorch stack. Eagerly, a ValueError is raised on the Python
-    side (and [] returned); while tracing a graph, shapes known at trace time are checked the same
-    way and the rest becomes tf.debugging assertions, returned for the lookups to depend on
-    (TensorFlow's embedding lookup on GPU returns zeros for out-of-range ids instead of failing).
-    XLA ignores assertions, so a jit-compiled graph gets only the trace-time checks; the models'
-    eager calls are checked before they enter any graph.
+    Same checks and messages as the PyTorch stack, on every backend. Where values can be read (eagerly),
+    a ValueError is raised on the Python side (and [] returned). Where they can't, shapes known at trace
+    time are checked the same way, and ids and lengths are not checked: under `jax.jit`, in Keras'
+    symbolic shape inference and under XLA (which ignores assertions); in a TensorFlow graph without XLA
+    the rest becomes tf.debugging assertions, returned for the lookups to depend on (TensorFlow's
+    embedding lookup on GPU returns zeros for out-of-range ids instead of failing). The models' eager
+    calls are checked before they enter any graph.
     """
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("pass exactly one of input_ids and inputs_embeds")
     if input_ids is not None:
         if len(input_ids.shape) != 2:
             raise ValueError(f"input_ids must have shape (batch, sequence), got {list(input_ids.shape)}")
-        reference_name, reference, shape = "input_ids", input_ids, tuple(input_ids.shape)
+        reference_name, reference, shape = "input_ids", input_ids, known_shape(input_ids)
     else:
         if len(inputs_embeds.shape) != 3 or inputs_embeds.shape[-1] != config.emb_dim:
             raise ValueError(
                 f"inputs_embeds must have shape (batch, sequence, {config.emb_dim}), got {list(inputs_embeds.shape)}"
             )
-        reference_name, reference, shape = "inputs_embeds[..., 0]", inputs_embeds, tuple(inputs_embeds.shape[:2])
+        reference_name, reference, shape = "inputs_embeds[..., 0]", inputs_embeds, known_shape(inputs_embeds)[:2]
     others = {"attention_mask": attention_mask, "langs": langs, "token_type_ids": token_type_ids,
               "position_ids": position_ids}
     ids = [("input_ids", input_ids, config.vocab_size, "vocab_size"),
@@ -133,7 +125,7 @@ def check_inputs(
     ids = [entry for entry in ids if entry[1] is not None]
     check_lengths = lengths is not None and attention_mask is None
 
-    if tf.executing_eagerly():
+    if values_readable(reference):
         check_same_shape(reference_name, shape, **{k: None if v is None else tuple(v.shape) for k, v in others.items()})
         if lengths is not None:
             check_same_shape(f"the batch of {reference_name}", shape[:1], lengths=tuple(lengths.shape))
@@ -141,58 +133,28 @@ def check_inputs(
         if position_ids is None:
             check_sequence_length(shape[1], config.max_position_embeddings)
         for name, values, limit, limit_name in ids:
-            values = np.asarray(values)
+            values = np.asarray(ops.convert_to_numpy(values))
             if values.size:
                 check_id_range(name, int(values.min()), int(values.max()), limit, limit_name)
         if check_lengths and int(np.prod(lengths.shape)):
-            values = np.asarray(lengths)
+            values = np.asarray(ops.convert_to_numpy(lengths))
             low, high = int(values.min()), int(values.max())
             if low < 0 or high > shape[1]:
                 raise ValueError(
                     f"lengths contains {low if low < 0 else high}, outside [0, {shape[1]}] (the sequence length)"
                 )
         return []
-
-    # Graph: what the trace knows is checked now, the rest when the graph runs (XLA ignores
-    # assertions, and computing them only slows the compiled step: skipped there).
-    assertions = []
-    xla = in_xla_compilation()
-    dynamic_shape = tf.shape(reference)[:2]
+    if tf_only is not None:
+        return tf_only.graph_input_assertions(config, reference_name, reference, shape, others, ids, lengths,
+                                              check_lengths, check_positions=position_ids is None)
+    # traced on JAX / torch: the shapes the trace knows
     for name, value in others.items():
-        if value is None:
-            continue
-        static = _static_shape(value)
-        if static is not None and None not in shape:
+        static = None if value is None else known_shape(value)
+        if static is not None and None not in static and None not in shape:
             check_same_shape(reference_name, shape, **{name: static})
-        elif not xla:
-            assertions.append(tf.debugging.assert_equal(
-                tf.shape(value), dynamic_shape, message=f"{name} must have the shape of {reference_name}"
-            ))
-    if lengths is not None and not xla:
-        assertions.append(tf.debugging.assert_equal(
-            tf.shape(lengths), dynamic_shape[:1], message=f"lengths must have the batch size of {reference_name}"
-        ))
-    if position_ids is None:
-        if shape[1] is not None:
-            check_sequence_length(shape[1], config.max_position_embeddings)
-        elif not xla:
-            assertions.append(tf.debugging.assert_less_equal(
-                dynamic_shape[1], config.max_position_embeddings,
-                message=sequence_length_message(config.max_position_embeddings),
-            ))
-    if xla:
-        return []
-    for name, values, limit, limit_name in ids:
-        message = id_range_message(name, limit, limit_name)
-        values = tf.cast(values, tf.int64)
-        assertions.append(tf.debugging.assert_non_negative(values, message=message))
-        assertions.append(tf.debugging.assert_less(values, tf.constant(limit, tf.int64), message=message))
-    if check_lengths:
-        values = tf.cast(lengths, tf.int32)
-        message = "lengths contains a value outside [0, sequence length]"
-        assertions.append(tf.debugging.assert_non_negative(values, message=message))
-        assertions.append(tf.debugging.assert_less_equal(values, dynamic_shape[1], message=message))
-    return [a for a in assertions if a is not None]
+    if position_ids is None and shape[1] is not None:
+        check_sequence_length(shape[1], config.max_position_embeddings)
+    return []
 
 
 class TFXLMCache(dict):
@@ -254,11 +216,11 @@ class TFXLMMainLayer(keras.layers.Layer):
         # === Transformer layers ===
         eps = config.layer_norm_eps
         self.attentions = [
-            TFXLMMultiHeadAttention(config, i, name=f"attentions_._{i}", dtype=policy) for i in range(config.n_layers)
+            TFXLMMultiHeadAttention(config, i, name=f"attentions_{i}", dtype=policy) for i in range(config.n_layers)
         ]
-        self.layer_norm1 = [layer_norm(eps, f"layer_norm1_._{i}", policy) for i in range(config.n_layers)]
-        self.ffns = [TFXLMTransformerFFN(config, name=f"ffns_._{i}", dtype=policy) for i in range(config.n_layers)]
-        self.layer_norm2 = [layer_norm(eps, f"layer_norm2_._{i}", policy) for i in range(config.n_layers)]
+        self.layer_norm1 = [layer_norm(eps, f"layer_norm1_{i}", policy) for i in range(config.n_layers)]
+        self.ffns = [TFXLMTransformerFFN(config, name=f"ffns_{i}", dtype=policy) for i in range(config.n_layers)]
+        self.layer_norm2 = [layer_norm(eps, f"layer_norm2_{i}", policy) for i in range(config.n_layers)]
 
     def build(self, input_shape: Any = None) -> None:
         if self.built:
@@ -348,12 +310,10 @@ class TFXLMMainLayer(keras.layers.Layer):
         assertions = check_inputs(
             config, input_ids, attention_mask, langs, token_type_ids, position_ids, lengths, inputs_embeds, past
         )
-        if assertions:  # in a graph: no lookup before the checks have passed
-            with tf.control_dependencies(assertions):
-                input_ids, langs, token_type_ids, position_ids, lengths, inputs_embeds = (
-                    None if t is None else tf.identity(t)
-                    for t in (input_ids, langs, token_type_ids, position_ids, lengths, inputs_embeds)
-                )
+        if assertions:  # in a TensorFlow graph: no lookup before the checks have passed
+            input_ids, langs, token_type_ids, position_ids, lengths, inputs_embeds = tf_only.after(
+                assertions, input_ids, langs, token_type_ids, position_ids, lengths, inputs_embeds
+            )
         slen = ops.shape(input_ids if input_ids is not None else inputs_embeds)[1]
         positions = ops.arange(slen)
 
@@ -435,7 +395,7 @@ class TFXLMMainLayer(keras.layers.Layer):
 def keras_weights(layer: Any) -> dict[str, Any]:
     """Every variable below `layer`, keyed by the '/'-joined layer names leading to it plus its name.
 
-    These are the weight table's `keras_name`s ("transformer/attentions_._0/q_lin/kernel"). Keras'
+    These are the weight table's `keras_name`s ("transformer/attentions_0/q_lin/kernel"). Keras'
     own `variable.path` depends on where a layer was built, so it is not used. Random-seed state
     of dropout layers is not a weight and is left out.
     """
@@ -457,35 +417,14 @@ def keras_weights(layer: Any) -> dict[str, Any]:
 # --- the model base class -----------------------------------------------------------------------
 
 
-def _register_outputs_with_keras() -> None:
-    """Make the output classes nested structures for Keras (functional models, predict, metrics),
-    as tf.nest made them for tf-keras: flattened to their non-None fields in order."""
-    import dataclasses
-
+def _output_classes() -> list[type]:
     from xlm import outputs as output_module
 
-    try:
-        import optree
-    except ImportError:  # Keras then runs on dm-tree, which treats mappings as structures already
-        return
-
-    def flatten(output: ModelOutput) -> tuple:
-        keys = tuple(output.keys())
-        return tuple(output[k] for k in keys), keys, keys
-
-    for value in vars(output_module).values():
-        if isinstance(value, type) and issubclass(value, ModelOutput) and value is not ModelOutput:
-            if dataclasses.is_dataclass(value):
-                try:
-                    optree.register_pytree_node(
-                        value, flatten, lambda keys, children, cls=value: cls(**dict(zip(keys, children))),
-                        namespace="keras",
-                    )
-                except ValueError:  # already registered (module reloaded)
-                    pass
+    return [value for value in vars(output_module).values()
+            if isinstance(value, type) and issubclass(value, ModelOutput) and value is not ModelOutput]
 
 
-_register_outputs_with_keras()
+register_output_structures(_output_classes())
 
 _CHECKED_INPUTS = (
     "input_ids", "attention_mask", "langs", "token_type_ids", "position_ids", "lengths", "inputs_embeds",
@@ -504,28 +443,6 @@ def _signature_of(value: Any) -> Any:
 def _plain_mapping(value: Any) -> Any:
     """A mapping that is not a plain dict (a tokenizer's BatchEncoding) as a dict; anything else as is."""
     return dict(value) if isinstance(value, Mapping) and type(value) is not dict else value
-
-
-class _InferenceGraph:
-    """A model's call as one tf.function (retraced per input signature, shapes relaxed)."""
-
-    def __init__(self, model: Any, call: Any) -> None:
-        self._model = model
-        self._call = call
-        self.output_class: type | None = None
-        self.function = tf.function(self._run, reduce_retracing=True, autograph=False)
-
-    def _run(self, **kwargs: Any) -> Any:
-        outputs = self._call(self._model, **kwargs)
-        if isinstance(outputs, ModelOutput):
-            # tf.function returns plain structures; the output class is rebuilt outside.
-            self.output_class = type(outputs)
-            return dict(outputs)
-        return outputs
-
-    def __call__(self, **kwargs: Any) -> Any:
-        outputs = self.function(**kwargs)
-        return self.output_class(**outputs) if isinstance(outputs, dict) else outputs
 
 
 class TFXLMPreTrainedModel(keras.Model):
@@ -552,7 +469,7 @@ class TFXLMPreTrainedModel(keras.Model):
     label_names: tuple[str, ...] = ()
     #: rank of the per-token inputs (3 for multiple choice: batch, choices, sequence)
     input_rank = 2
-    #: Run repeated eager inference calls (not training, no cache) through a traced tf.function:
+    #: On TensorFlow, run repeated eager inference calls (not training, no cache) through a traced tf.function:
     #: the same numbers without TensorFlow's per-operation eager overhead. The first call of each
     #: input signature runs op by op (no tracing cost for one-off calls). False: always op by op.
     graph_inference = True
@@ -564,7 +481,7 @@ class TFXLMPreTrainedModel(keras.Model):
             check_keras_layout(config, self.architecture)
         super().__init__(**kwargs)
         self.config = config
-        self._inference_graph: _InferenceGraph | None = None
+        self._inference_graph: Any = None  # a tensorflow_only.InferenceGraph
         self._eager_signatures: set = set()
 
     # === Config ===
@@ -603,7 +520,7 @@ class TFXLMPreTrainedModel(keras.Model):
         variable, as transformers' TFXLM models do.
         """
         embeddings = self.get_input_embeddings()
-        old = embeddings.weight.numpy()
+        old = ops.convert_to_numpy(embeddings.weight)
         new_rows = resized_vocab_size(self.config, old.shape[0], new_num_tokens, pad_to_multiple_of)
         if new_rows is None or new_rows == old.shape[0]:
             if new_rows is not None:
@@ -672,8 +589,8 @@ class TFXLMPreTrainedModel(keras.Model):
     def _dispatch(self, call: Any, kwargs: dict[str, Any]) -> Any:
         """Run `call` (a subclass's undecorated `call`) op by op, inside the caller's graph, or as this
         model's inference graph (see `graph_inference`)."""
-        if not (self.graph_inference and tf.executing_eagerly() and not kwargs.get("training")
-                and kwargs.get("cache") is None):
+        if not (tf_only is not None and self.graph_inference and tf_only.executing_eagerly()
+                and not kwargs.get("training") and kwargs.get("cache") is None):
             return call(self, **kwargs)
         config = self.config
         # Resolve config-dependent flags now: they are part of the traced signature.
@@ -689,7 +606,7 @@ class TFXLMPreTrainedModel(keras.Model):
             return call(self, **kwargs)
         self._check_call_inputs(kwargs)  # ValueErrors naming the bad id, as op by op
         if self._inference_graph is None:
-            self._inference_graph = _InferenceGraph(self, call)
+            self._inference_graph = tf_only.InferenceGraph(self, call)
         return self._inference_graph(**kwargs)
 
     # === Weights ===
@@ -703,7 +620,7 @@ class TFXLMPreTrainedModel(keras.Model):
         state = {}
         for spec in weight_specs(self.config, self._architecture()):
             if spec.keras_name is not None:
-                value = variables[spec.keras_name].numpy()
+                value = ops.convert_to_numpy(variables[spec.keras_name])
                 state[spec.torch_name] = value.T if spec.transpose else value
         return state
 
@@ -824,12 +741,14 @@ class TFXLMPreTrainedModel(keras.Model):
         return output_class(**result) if output_class is not None and isinstance(result, dict) else result
 
     @property
-    def input_signature(self) -> dict[str, tf.TensorSpec]:
+    def input_signature(self) -> dict[str, Any]:
         """Serving inputs (as transformers' TF models): int32 input_ids and attention_mask, and langs
-        when the model has language embeddings, with any batch and sequence length."""
-        spec = tf.TensorSpec([None] * self.input_rank, tf.int32)
+        when the model has language embeddings, with any batch and sequence length (`tf.TensorSpec`s on
+        TensorFlow, `keras.InputSpec`s elsewhere)."""
         names = ["input_ids", "attention_mask"] + (["langs"] if self.config.uses_lang_embeddings else [])
-        return {name: spec for name in names}
+        if tf_only is not None:
+            return tf_only.serving_signature(names, self.input_rank)
+        return {name: keras.InputSpec(shape=(None,) * self.input_rank, dtype="int32") for name in names}
 
     def export(self, filepath: Any, format: str = "tf_saved_model", verbose: Any = None,
                input_signature: Any = None, **kwargs: Any) -> Any:
@@ -919,20 +838,24 @@ class TFXLMPreTrainedModel(keras.Model):
                 "already a mean over its labels. Use compile(loss=...) and give the labels as y"
             )
 
-    def train_step(self, data: Any) -> Any:
-        return super().train_step(self._labels_into_inputs(data))
+    # Keras' JAX trainer passes the variables' state first: step(state, data); the others step(data).
+    def train_step(self, *state_and_data: Any) -> Any:
+        *state, data = state_and_data
+        return super().train_step(*state, self._labels_into_inputs(data))
 
-    def test_step(self, data: Any) -> Any:
-        return super().test_step(self._labels_into_inputs(data))
+    def test_step(self, *state_and_data: Any) -> Any:
+        *state, data = state_and_data
+        return super().test_step(*state, self._labels_into_inputs(data))
 
-    def predict_step(self, data: Any) -> Any:
-        outputs = super().predict_step(data)
+    def predict_step(self, *state_and_data: Any) -> Any:
+        result = super().predict_step(*state_and_data)
+        outputs, *new_state = result if BACKEND == "jax" else (result,)
         if not isinstance(outputs, ModelOutput):
-            return outputs
+            return result
         # tf.function cannot return our output classes (it rebuilds mappings from a generator): a
         # dict, which `predict` turns back into this class
         self._predict_output_class = type(outputs)
-        return dict(outputs)
+        return (dict(outputs), *new_state) if BACKEND == "jax" else dict(outputs)
 
     @staticmethod
     def _prediction(outputs: Any) -> Any:
@@ -955,7 +878,7 @@ class TFXLMPreTrainedModel(keras.Model):
                 loss = loss + ops.cast(ops.sum(extra), loss.dtype)
             # As Keras does for its own losses: divide by the replica count under tf.distribute
             # (the replicas' gradients are summed).
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            replicas = tf_only.replicas_in_sync() if tf_only is not None else 1
             return loss / replicas if replicas > 1 else loss
         return super().compute_loss(x, y, self._prediction(y_pred), sample_weight, training=training)
 
