@@ -10,6 +10,15 @@ import traceback
 from collections.abc import Sequence
 
 import xlm
+from conversion.parity import (
+    BFLOAT16_ATOL,
+    BFLOAT16_RTOL,
+    DEFAULT_ATOL,
+    DEFAULT_RTOL,
+    DTYPES,
+    KERAS_BACKENDS,
+    use_keras_backend,
+)
 
 PROG = "xlm-convert"
 EXIT_OK, EXIT_PARITY_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -33,6 +42,7 @@ examples:
   xlm-convert convert my-model-keras/ back/        # Keras dir -> PyTorch dir (model.safetensors)
   xlm-convert from-original mlm_en_2048.pth out/ --codes codes_en
   xlm-convert parity my-model/ my-model-keras/ --json report.json --plot report.png
+  xlm-convert parity my-model/ --keras-backend jax --device gpu --dtype bfloat16
 
 exit status: 0 success, 1 parity check failed, 2 error (message on stderr; --debug for the traceback)
 """
@@ -52,10 +62,21 @@ def _parity_options(parser: argparse.ArgumentParser, check_flag: bool) -> None:
         group.add_argument("--check", action="store_true",
                            help="after converting, run the parity check (PyTorch side vs Keras side)")
     group.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
-                       help="where both frameworks run (gpu: TF32 disabled in both; default cpu)")
-    group.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
-    group.add_argument("--rtol", type=float, default=1e-5,
-                       help="tolerance relative to the tensor's largest magnitude (default 1e-5)")
+                       help="where both frameworks run (gpu: full float32 pinned, TF32 off everywhere; default cpu)")
+    group.add_argument("--keras-backend", choices=KERAS_BACKENDS, default=None,
+                       help="Keras 3 backend the Keras side runs on (default: KERAS_BACKEND, else keras' own "
+                            "default, tensorflow); set before keras is imported")
+    group.add_argument("--dtype", choices=DTYPES, default="float32",
+                       help="float32 (default), or bfloat16: PyTorch under bfloat16 autocast and Keras with the "
+                            "mixed_bfloat16 policy, both against the float32 PyTorch reference, with tolerance "
+                            f"atol {BFLOAT16_ATOL:g} + rtol {BFLOAT16_RTOL:g} * max|reference| (bfloat16 keeps 8 "
+                            "significant bits: measured differences are up to 2e-2 of a tensor's largest "
+                            "magnitude for a 12-layer model)")
+    group.add_argument("--atol", type=float, default=None,
+                       help=f"absolute tolerance (default {DEFAULT_ATOL:g}; {BFLOAT16_ATOL:g} with --dtype bfloat16)")
+    group.add_argument("--rtol", type=float, default=None,
+                       help=f"tolerance relative to the tensor's largest magnitude (default {DEFAULT_RTOL:g}; "
+                            f"{BFLOAT16_RTOL:g} with --dtype bfloat16)")
     group.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     group.add_argument("--plot", metavar="PATH", help="also plot the per-layer differences to a PNG (matplotlib)")
 
@@ -140,7 +161,7 @@ def _parity(torch_dir: str, keras_dir: str | None, args: argparse.Namespace, arc
     from conversion.parity import run_parity
 
     report = run_parity(torch_dir, keras_dir, architecture=architecture, device=args.device,
-                        atol=args.atol, rtol=args.rtol)
+                        atol=args.atol, rtol=args.rtol, dtype=args.dtype, keras_backend=args.keras_backend)
     return _report(report, args)
 
 
@@ -176,7 +197,8 @@ def _demo(args: argparse.Namespace) -> int:
     from conversion.fill_mask_demo import compare_fill_mask
 
     print(f"bundled model: {DEFAULT_MODEL}")
-    fill_mask = compare_fill_mask(DEFAULT_MODEL, atol=args.atol)
+    use_keras_backend(args.keras_backend)
+    fill_mask = compare_fill_mask(DEFAULT_MODEL, atol=DEFAULT_ATOL if args.atol is None else args.atol)
     print(fill_mask.table())
     print()
     with tempfile.TemporaryDirectory(prefix="xlm-convert-") as tmp:
@@ -205,8 +227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     args.quiet = getattr(args, "quiet", False)
     args.debug = getattr(args, "debug", False)
+    # The Keras backend is fixed at keras' first import: set it before anything can import keras.
+    keras_backend = getattr(args, "keras_backend", None)
     handlers = {"convert": _convert, "from-original": _from_original, "parity": _parity_command, "demo": _demo}
     try:
+        use_keras_backend(keras_backend, import_keras=False)
         return handlers[args.command](args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; no partial output was left", file=sys.stderr)

@@ -5,13 +5,22 @@ token_type_ids, TLM-style restarted position ids) and every intermediate is comp
 embedding output, each layer's hidden state and attention probabilities, and every output of the
 head. The report gives max absolute and relative differences per tensor with pass / fail against
 `atol + rtol * max|reference|`, as a table, as JSON and optionally as a PNG plot.
+
+The Keras side runs on whichever Keras 3 backend is active (TensorFlow, JAX or torch; see
+`use_keras_backend`), on the CPU or the GPU, with full float32 pinned in every framework that runs.
+The reference is always our PyTorch stack in float32; `dtype="bfloat16"` runs both stacks in
+bfloat16 (PyTorch autocast, Keras "mixed_bfloat16") against it, with its own tolerance, and
+`reference_device` computes the reference on another device (GPU results against the CPU's).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,7 +31,20 @@ import numpy as np
 from xlm._io import atomic_path, atomic_write_text
 from xlm.config import XLMConfig
 
-__all__ = ["SAMPLE_SENTENCES", "TensorDiff", "ParityReport", "make_inputs", "run_parity", "compare_outputs"]
+__all__ = [
+    "BFLOAT16_ATOL",
+    "BFLOAT16_RTOL",
+    "DTYPES",
+    "KERAS_BACKENDS",
+    "SAMPLE_SENTENCES",
+    "TensorDiff",
+    "ParityReport",
+    "compare_outputs",
+    "default_tolerance",
+    "make_inputs",
+    "run_parity",
+    "use_keras_backend",
+]
 
 #: (language, sentence, optional (language, second sentence) for a TLM-style pair)
 SAMPLE_SENTENCES: tuple[tuple[str, str, tuple[str, str] | None], ...] = (
@@ -36,6 +58,19 @@ SAMPLE_SENTENCES: tuple[tuple[str, str, tuple[str, str] | None], ...] = (
 
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-5
+# bfloat16 keeps 8 significant bits (rounding up to 2**-9 = 2e-3 relative per operation) and the
+# errors grow with depth. Measured against the float32 reference on CPU (PyTorch autocast and Keras
+# mixed_bfloat16 alike): the bundled 4-layer model differs by at most 1e-2 of a tensor's largest
+# magnitude (0.064 on logits of magnitude 11), a random 12-layer, 2048-wide xlm-mlm-en-2048-shaped
+# model by at most 1.9e-2 (0.073 on logits of magnitude 4.5, 0.06 on hidden states of 4.4). So
+# 0.05 + 0.05 * max|reference| leaves a factor of 3.7 or more for other hardware and longer inputs,
+# while an overflow to inf, a NaN, or a mask or weight error of order 1 still fails.
+BFLOAT16_ATOL = 5e-2
+BFLOAT16_RTOL = 5e-2
+
+KERAS_BACKENDS = ("tensorflow", "jax", "torch")
+DTYPES = ("float32", "bfloat16")
+KERAS_DTYPE_POLICY = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
 
 @dataclass
@@ -54,7 +89,12 @@ class TensorDiff:
 
 @dataclass
 class ParityReport:
-    """Everything a parity run measured (`table()`, `to_json()`, `plot()`)."""
+    """Everything a parity run measured (`table()`, `to_json()`, `plot()`).
+
+    `diffs` compare the Keras side with the reference (our PyTorch stack in float32 on
+    `reference_device`); `torch_diffs` compare the PyTorch side with it when that side is not the
+    reference itself (bfloat16, or another device than the reference's), else they are empty.
+    """
 
     torch_dir: str
     keras_dir: str
@@ -69,14 +109,18 @@ class ParityReport:
     diffs: list[TensorDiff]
     seconds: float
     versions: dict[str, str] = field(default_factory=dict)
+    keras_backend: str = "tensorflow"
+    dtype: str = "float32"
+    reference_device: str = ""
+    torch_diffs: list[TensorDiff] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return all(d.passed for d in self.diffs)
+        return all(d.passed for d in self.diffs + self.torch_diffs)
 
     @property
     def failures(self) -> list[TensorDiff]:
-        return [d for d in self.diffs if not d.passed]
+        return [d for d in self.diffs + self.torch_diffs if not d.passed]
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -92,30 +136,37 @@ class ParityReport:
 
     def table(self) -> str:
         """The report as aligned text: settings, one row per tensor, the verdict."""
+        reference = f"PyTorch float32 on {self.reference_device or self.torch_device}"
         lines = [
-            f"parity: our PyTorch stack vs our Keras stack, {self.architecture}",
+            f"parity: our PyTorch stack vs our Keras stack ({self.keras_backend} backend), {self.architecture}, "
+            f"{self.dtype}",
             f"  PyTorch weights: {self.torch_dir}",
             f"  Keras weights:   {self.keras_dir}",
             f"  device: requested {self.requested_device}; PyTorch ran on {self.torch_device}, "
-            f"Keras on {self.keras_device}",
+            f"Keras on {self.keras_device}; reference: {reference}",
             "  precision: " + ", ".join(f"{k}={v}" for k, v in self.precision.items()),
             f"  inputs: {self.inputs.get('description', '')}",
             f"  tolerance: |diff| <= {self.atol:g} + {self.rtol:g} * max|reference|",
-            "",
         ]
-        width = max([len(d.name) for d in self.diffs] + [6])
-        lines.append(f"  {'tensor':<{width}}  {'shape':<16}  {'max abs diff':>12}  {'max rel diff':>12}  result")
-        lines.append("  " + "-" * (width + 16 + 12 + 12 + 14))
-        for d in self.diffs:
-            shape = "x".join(str(s) for s in d.shape) or "scalar"
-            if d.mismatches is not None:
-                values = f"{d.mismatches:>12d}  {'(mismatches)':>12}"
-            else:
-                values = f"{d.max_abs:>12.3e}  {d.max_rel:>12.3e}"
-            lines.append(f"  {d.name:<{width}}  {shape:<16}  {values}  {'pass' if d.passed else 'FAIL'}")
-        worst = max((d.max_abs for d in self.diffs if d.mismatches is None), default=0.0)
-        verdict = "PASSED" if self.passed else f"FAILED ({len(self.failures)} of {len(self.diffs)} tensors)"
-        lines += ["", f"  {verdict}: {len(self.diffs)} tensors compared, largest difference {worst:.3e}, "
+        sections = [(f"Keras ({self.keras_backend}, {self.dtype}) vs {reference}", self.diffs)]
+        if self.torch_diffs:
+            sections.append((f"PyTorch ({self.dtype}, {self.torch_device}) vs {reference}", self.torch_diffs))
+        every = self.diffs + self.torch_diffs
+        width = max([len(d.name) for d in every] + [6])
+        for title, diffs in sections:
+            lines += ["", f"  {title}:"] if len(sections) > 1 else [""]
+            lines.append(f"  {'tensor':<{width}}  {'shape':<16}  {'max abs diff':>12}  {'max rel diff':>12}  result")
+            lines.append("  " + "-" * (width + 16 + 12 + 12 + 14))
+            for d in diffs:
+                shape = "x".join(str(s) for s in d.shape) or "scalar"
+                if d.mismatches is not None:
+                    values = f"{d.mismatches:>12d}  {'(mismatches)':>12}"
+                else:
+                    values = f"{d.max_abs:>12.3e}  {d.max_rel:>12.3e}"
+                lines.append(f"  {d.name:<{width}}  {shape:<16}  {values}  {'pass' if d.passed else 'FAIL'}")
+        worst = max((d.max_abs for d in every if d.mismatches is None), default=0.0)
+        verdict = "PASSED" if self.passed else f"FAILED ({len(self.failures)} of {len(every)} tensors)"
+        lines += ["", f"  {verdict}: {len(every)} tensors compared, largest difference {worst:.3e}, "
                       f"{self.seconds:.1f}s"]
         return "\n".join(lines)
 
@@ -146,7 +197,8 @@ class ParityReport:
         ax.set_xlabel("layer")
         ax.set_ylabel("max |PyTorch - Keras|")
         devices = f"{self.torch_device.split('/')[-1]} / {self.keras_device.split('/')[-1]}"
-        ax.set_title(f"{self.architecture}: PyTorch vs Keras ({devices})", fontsize=9)
+        ax.set_title(f"{self.architecture}, {self.dtype}: PyTorch vs Keras on {self.keras_backend} ({devices})",
+                     fontsize=9)
         ax.legend(fontsize=7)
         fig.tight_layout()
         with atomic_path(path) as tmp:
@@ -255,7 +307,7 @@ def _model_inputs(inputs: Mapping[str, Any], architecture: str) -> dict[str, np.
 # --- running ------------------------------------------------------------------------------------
 
 
-def _flatten(output: Any) -> dict[str, np.ndarray]:
+def _flatten(output: Any, to_numpy: Any) -> dict[str, np.ndarray]:
     """Named numpy arrays of a model output: head outputs, hidden_states.i, attentions.i."""
     out: dict[str, np.ndarray] = {}
     for key, value in output.items():
@@ -263,16 +315,27 @@ def _flatten(output: Any) -> dict[str, np.ndarray]:
             continue
         if isinstance(value, (tuple, list)):
             for i, item in enumerate(value):
-                out[f"{key}.{i}"] = _numpy(item)
+                out[f"{key}.{i}"] = _as_float32(to_numpy(item))
         else:
-            out[key] = _numpy(value)
+            out[key] = _as_float32(to_numpy(value))
     return out
 
 
-def _numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
+def _as_float32(array: np.ndarray) -> np.ndarray:
+    """Low-precision floats (bfloat16, float16) widened to float32; integers and float64 kept."""
+    array = np.asarray(array)
+    if array.dtype.kind in "iub" or array.dtype in (np.float32, np.float64):
+        return array
+    return array.astype(np.float32)
+
+
+def _torch_numpy(value: Any) -> np.ndarray:
+    import torch
+
+    value = value.detach().cpu()
+    if value.dtype in (torch.bfloat16, torch.float16):
+        value = value.float()  # numpy has no bfloat16
+    return value.numpy()
 
 
 def compare_outputs(reference: Mapping[str, np.ndarray], other: Mapping[str, np.ndarray],
@@ -313,62 +376,205 @@ def compare_outputs(reference: Mapping[str, np.ndarray], other: Mapping[str, np.
     return diffs
 
 
-def _versions() -> dict[str, str]:
+def _versions(keras_backend: str) -> dict[str, str]:
+    """Versions of what ran, read from package metadata: nothing is imported for this."""
     import xlm
 
     versions = {"python": platform.python_version(), "numpy": np.__version__, "xlm": xlm.__version__}
-    for module in ("torch", "tensorflow", "keras"):
-        try:
-            versions[module] = __import__(module).__version__
-        except ImportError:  # pragma: no cover - both stacks are needed to get here
-            versions[module] = "not installed"
+    packages = ["torch", "keras", {"tensorflow": "tensorflow", "jax": "jax"}.get(keras_backend, "")]
+    if keras_backend == "jax":
+        packages.append("jaxlib")
+    for package in filter(None, packages):
+        module = sys.modules.get(package)
+        version = getattr(module, "__version__", None)
+        if version is None:
+            try:
+                version = importlib.metadata.version(package)
+            except importlib.metadata.PackageNotFoundError:
+                version = "not installed"
+        versions[package] = version
     return versions
 
 
-def _set_precision(device: str) -> tuple[Any, Any, dict[str, Any]]:
-    """Torch device and TF device name for `device`, with TF32 off in both frameworks."""
-    import tensorflow as tf
+# --- Keras backend, devices and precision -------------------------------------------------------
+
+
+def use_keras_backend(name: str | None = None, *, import_keras: bool = True) -> str | None:
+    """Make `name` ("tensorflow", "jax" or "torch") the Keras backend and return the active one.
+
+    The backend is fixed when keras is first imported, so this sets KERAS_BACKEND before that; if
+    keras is already imported with another backend, it is a RuntimeError. `None` keeps whatever
+    KERAS_BACKEND (or ~/.keras/keras.json) selects. With `import_keras=False` keras is not imported
+    here (the answer is then `name`, or None when it is left to keras).
+    """
+    if name is not None and name not in KERAS_BACKENDS:
+        raise ValueError(f"unknown Keras backend {name!r}; expected one of {', '.join(KERAS_BACKENDS)}")
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        active = keras.backend.backend()
+        if name is not None and active != name:
+            raise RuntimeError(
+                f"keras is already imported with the {active!r} backend in this process, so it cannot switch to "
+                f"{name!r}: set KERAS_BACKEND={name} before anything imports keras (or use a new process)"
+            )
+        return active
+    if name is not None:
+        os.environ["KERAS_BACKEND"] = name
+    if not import_keras:
+        return name
+    import keras
+
+    active = keras.backend.backend()
+    if name is not None and active != name:  # pragma: no cover - keras ignored KERAS_BACKEND
+        raise RuntimeError(f"asked Keras for the {name!r} backend but it started with {active!r}")
+    return active
+
+
+def _gpu_problems(keras_backend: str) -> list[str]:
+    """One phrase per framework that would run on the GPU but sees none."""
     import torch
 
-    # Full float32 everywhere: TensorFlow enables TF32 by default on Ampere+, PyTorch for cuDNN.
+    problems = []
+    if not torch.cuda.is_available():
+        problems.append("PyTorch sees no CUDA GPU (torch.cuda.is_available() is False)")
+    if keras_backend == "tensorflow":
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            problems.append("TensorFlow (the Keras backend) sees no GPU (tf.config.list_physical_devices('GPU') "
+                            "is empty)")
+    elif keras_backend == "jax":
+        import jax
+
+        try:
+            jax.devices("gpu")
+        except RuntimeError:
+            platforms = sorted({d.platform for d in jax.devices()})
+            problems.append(f"JAX (the Keras backend) sees no GPU (jax.devices() has only {', '.join(platforms)}: "
+                            "is jax installed with CUDA?)")
+    elif keras_backend == "torch" and problems:
+        problems[0] = problems[0].replace("PyTorch sees", "PyTorch (also the Keras backend) sees")
+    return problems
+
+
+def _set_precision(device: str, keras_backend: str, dtype: str = "float32") -> tuple[Any, str, dict[str, Any]]:
+    """The torch device and the Keras device name for `device`, with full float32 pinned in every
+    framework that runs (TF32 and reduced-precision matmuls off), and the settings as recorded."""
+    import torch
+
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"unknown device {device!r}; expected 'cpu' or 'gpu'")
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
+    if device == "gpu":
+        problems = _gpu_problems(keras_backend)
+        if problems:
+            raise RuntimeError("--device gpu: " + "; ".join(problems))
+    # Full float32 everywhere: PyTorch allows TF32 in cuDNN by default, TensorFlow in matmuls on
+    # Ampere+, and JAX may pick TF32 or bfloat16 passes for float32 dots on GPU.
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
-    tf.config.experimental.enable_tensor_float_32_execution(False)
-    if device == "gpu":
-        if not torch.cuda.is_available():
-            raise RuntimeError("--device gpu: PyTorch sees no CUDA GPU (torch.cuda.is_available() is False)")
-        if not tf.config.list_physical_devices("GPU"):
-            raise RuntimeError("--device gpu: TensorFlow sees no GPU (tf.config.list_physical_devices('GPU') is empty)")
-        torch_device, tf_device = torch.device("cuda"), "/GPU:0"
-    elif device == "cpu":
-        torch_device, tf_device = torch.device("cpu"), "/CPU:0"
-    else:
-        raise ValueError(f"unknown device {device!r}; expected 'cpu' or 'gpu'")
-    precision = {
-        "dtype": "float32",
+    precision: dict[str, Any] = {
+        "dtype": dtype,
         "torch.backends.cuda.matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
         "torch.backends.cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
-        "tf tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled(),
+        "torch float32_matmul_precision": torch.get_float32_matmul_precision(),
     }
-    return torch_device, tf_device, precision
+    # TensorFlow only when it runs (the Keras backend) or something already imported it: the JAX
+    # and torch paths must work where TensorFlow is not installed.
+    if keras_backend == "tensorflow" or sys.modules.get("tensorflow") is not None:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+        precision["tf tensor_float_32_execution"] = tf.config.experimental.tensor_float_32_execution_enabled()
+    if keras_backend == "jax":
+        import jax
+
+        jax.config.update("jax_default_matmul_precision", "highest")
+        precision["jax_default_matmul_precision"] = jax.config.jax_default_matmul_precision
+    torch_device = torch.device("cuda" if device == "gpu" else "cpu")
+    if dtype == "bfloat16":
+        precision["torch autocast"] = f"bfloat16 ({torch_device.type})"
+    precision["keras dtype policy"] = KERAS_DTYPE_POLICY[dtype]
+    keras_device = "gpu:0" if device == "gpu" else "cpu:0"
+    if keras_backend == "torch":
+        # Keras' torch variables stay Parameters only when this equals its own device name
+        # ("cpu" / "cuda"); "cpu:0" turns them into plain tensors, and integer ones then fail.
+        keras_device = device
+    return torch_device, keras_device, precision
 
 
-def _device_name(kind: str, device: str) -> str:
-    """A readable name of the device a tensor really lived on."""
-    if "GPU" in device.upper() or device.startswith("cuda"):
-        name = ""
-        if kind == "torch":
-            import torch
+def _torch_device_name(device: Any) -> str:
+    import torch
 
-            name = torch.cuda.get_device_name(torch.device(device))
-        else:
-            import tensorflow as tf
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
 
-            details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
-            name = details.get("device_name", "")
+
+def _keras_device_name(tensor: Any, keras_backend: str) -> str:
+    """A readable name of the device a Keras output really lived on, with the GPU's name."""
+    if keras_backend == "jax":
+        devices = sorted(tensor.devices(), key=lambda d: d.id)
+        return ", ".join(f"{d.platform}:{d.id}" + (f" ({d.device_kind})" if d.platform != "cpu" else "")
+                         for d in devices)
+    if keras_backend == "torch":
+        return _torch_device_name(tensor.device)
+    device = tensor.device
+    if "GPU" in device.upper():
+        import tensorflow as tf
+
+        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+        name = details.get("device_name", "")
         return f"{device} ({name})" if name else device
     return device
+
+
+def default_tolerance(dtype: str = "float32") -> tuple[float, float]:
+    """(atol, rtol) a parity run in `dtype` uses by default."""
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
+    return (BFLOAT16_ATOL, BFLOAT16_RTOL) if dtype == "bfloat16" else (DEFAULT_ATOL, DEFAULT_RTOL)
+
+
+# --- running ------------------------------------------------------------------------------------
+
+
+def _run_torch(model: Any, arrays: Mapping[str, np.ndarray], device: Any, dtype: str) -> dict[str, np.ndarray]:
+    import torch
+
+    flags = dict(output_hidden_states=True, output_attentions=True, return_dict=True)
+    model = model.to(device)
+    autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16) if dtype == "bfloat16"
+                else contextlib.nullcontext())
+    with torch.no_grad(), autocast:
+        out = model(**{k: torch.from_numpy(v).to(device) for k, v in arrays.items()}, **flags)
+    ran_on = next(iter(v for v in out.values() if hasattr(v, "device"))).device
+    return {"device": _torch_device_name(ran_on), "outputs": _flatten(out, _torch_numpy)}
+
+
+def _run_keras(model_class: Any, keras_dir: str, arrays: Mapping[str, np.ndarray], device: str, dtype: str,
+               keras_backend: str) -> dict[str, Any]:
+    import keras
+
+    flags = dict(output_hidden_states=True, output_attentions=True, return_dict=True)
+    no_grad: Any = contextlib.nullcontext()
+    if keras_backend == "torch":  # eager torch ops would otherwise record autograd history
+        import torch
+
+        no_grad = torch.no_grad()
+    with keras.device(device):
+        model = model_class.from_pretrained(keras_dir, dtype=KERAS_DTYPE_POLICY[dtype])
+        # int32 ids everywhere: JAX has no int64 without x64 mode and would narrow them with a warning
+        tensors = {k: keras.ops.convert_to_tensor(v.astype(np.int32) if v.dtype == np.int64 else v)
+                   for k, v in arrays.items()}
+        with no_grad:  # not around from_pretrained: Keras' torch variables are made outside no_grad
+            out = model(**tensors, training=False, **flags)
+        first = next(iter(v for v in out.values() if v is not None and not isinstance(v, (tuple, list))))
+        outputs = _flatten(out, keras.ops.convert_to_numpy)
+    return {"device": _keras_device_name(first, keras_backend), "outputs": outputs}
 
 
 def run_parity(
@@ -377,14 +583,30 @@ def run_parity(
     *,
     architecture: str | None = None,
     device: str = "cpu",
-    atol: float = DEFAULT_ATOL,
-    rtol: float = DEFAULT_RTOL,
+    atol: float | None = None,
+    rtol: float | None = None,
     sentences: Sequence[tuple[str, str, tuple[str, str] | None]] = SAMPLE_SENTENCES,
     tokenizer_dir: str | os.PathLike | None = None,
+    dtype: str = "float32",
+    keras_backend: str | None = None,
+    reference_device: str | None = None,
 ) -> ParityReport:
     """Load `torch_dir` into our PyTorch stack and `keras_dir` (default: the same directory) into
-    our Keras stack, run both on the sample sentences and compare every intermediate."""
+    our Keras stack, run both on the sample sentences on `device` and compare every intermediate
+    with the reference: our PyTorch stack in float32 on `reference_device` (default `device`).
+
+    `dtype="bfloat16"` runs PyTorch under bfloat16 autocast and Keras with the "mixed_bfloat16"
+    policy, and both are compared with the float32 reference; `atol` / `rtol` default to
+    `default_tolerance(dtype)`. `keras_backend` selects the Keras backend (see `use_keras_backend`;
+    default: the active or configured one).
+    """
     start = time.perf_counter()
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
+    default_atol, default_rtol = default_tolerance(dtype)
+    atol = default_atol if atol is None else atol
+    rtol = default_rtol if rtol is None else rtol
+    reference_device = reference_device or device
     from xlm.checkpoint import open_state_dict, resolve_pretrained_dir
 
     from conversion.convert import detect_architecture
@@ -398,37 +620,41 @@ def run_parity(
     from xlm.weights import normalize_architecture
 
     architecture = normalize_architecture(architecture)
-    torch_device, tf_device, precision = _set_precision(device)
-
-    import tensorflow as tf
-    import torch
+    keras_backend = use_keras_backend(keras_backend)
+    torch_device, keras_device, precision = _set_precision(device, keras_backend, dtype)
+    reference_torch_device, _, _ = _set_precision(reference_device, keras_backend)
 
     from xlm.tf_backend import MODEL_CLASSES as KERAS_CLASSES
     from xlm.torch_backend import MODEL_CLASSES as TORCH_CLASSES
 
     inputs = make_inputs(config, os.fspath(tokenizer_dir or torch_dir), sentences)
     arrays = _model_inputs(inputs, architecture)
-    flags = dict(output_hidden_states=True, output_attentions=True, return_dict=True)
 
-    torch_model = TORCH_CLASSES[architecture].from_pretrained(torch_dir).to(torch_device).eval()
-    with torch.no_grad():
-        torch_out = torch_model(**{k: torch.from_numpy(v).to(torch_device) for k, v in arrays.items()}, **flags)
-    torch_ran_on = str(next(iter(torch_out.values())).device)
-    reference = _flatten(torch_out)
-    del torch_model, torch_out
+    torch_model = TORCH_CLASSES[architecture].from_pretrained(torch_dir).eval()
+    reference = _run_torch(torch_model, arrays, reference_torch_device, "float32")
+    torch_side = reference
+    if dtype != "float32" or torch_device != reference_torch_device:
+        torch_side = _run_torch(torch_model, arrays, torch_device, dtype)
+    del torch_model
+    _free_cuda_cache()
 
-    with tf.device(tf_device):
-        keras_model = KERAS_CLASSES[architecture].from_pretrained(keras_dir)
-        keras_out = keras_model(**{k: tf.constant(v) for k, v in arrays.items()}, training=False, **flags)
-    first = next(iter(keras_out.values()))
-    keras_ran_on = first.device if hasattr(first, "device") else tf_device
-    other = _flatten(keras_out)
-    diffs = compare_outputs(reference, other, atol, rtol)
+    keras_side = _run_keras(KERAS_CLASSES[architecture], keras_dir, arrays, keras_device, dtype, keras_backend)
+    diffs = compare_outputs(reference["outputs"], keras_side["outputs"], atol, rtol)
+    torch_diffs = [] if torch_side is reference else compare_outputs(
+        reference["outputs"], torch_side["outputs"], atol, rtol)
     return ParityReport(
         torch_dir=os.fspath(torch_dir), keras_dir=os.fspath(keras_dir), architecture=architecture,
-        requested_device=device, torch_device=_device_name("torch", torch_ran_on),
-        keras_device=_device_name("tf", keras_ran_on), precision=precision, atol=atol, rtol=rtol,
-        inputs={"description": inputs["description"],
-                **{k: list(v.shape) for k, v in arrays.items()}},
-        diffs=diffs, seconds=time.perf_counter() - start, versions=_versions(),
+        requested_device=device, torch_device=torch_side["device"], keras_device=keras_side["device"],
+        precision=precision, atol=atol, rtol=rtol,
+        inputs={"description": inputs["description"], **{k: list(v.shape) for k, v in arrays.items()}},
+        diffs=diffs, seconds=time.perf_counter() - start, versions=_versions(keras_backend),
+        keras_backend=keras_backend, dtype=dtype, reference_device=reference["device"], torch_diffs=torch_diffs,
     )
+
+
+def _free_cuda_cache() -> None:
+    """Hand PyTorch's cached GPU memory back, so the Keras side (JAX especially) can use it."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
