@@ -1,6 +1,6 @@
 """Our Keras stack against our PyTorch stack: every class × config variant, with padding given by
 an attention_mask, by lengths or by pad tokens, same weights and inputs; outputs, hidden states,
-attentions and losses within 1e-5 (float32, CPU)."""
+attentions and losses within 1e-5 (float32, CPU). On every Keras backend (test_keras_backends.py)."""
 
 import numpy as np
 import pytest
@@ -13,6 +13,7 @@ import xlm.torch_backend as torch_stack  # noqa: E402
 from xlm_testing import CONFIG_VARIANTS, make_inputs, tiny_config  # noqa: E402
 from xlm.weights import ARCHITECTURES  # noqa: E402
 
+pytestmark = pytest.mark.keras_backends
 TOL = 1e-5
 PADDINGS = ("attention_mask", "lengths", "pad_index")
 FLAGS = dict(output_hidden_states=True, output_attentions=True, return_dict=True)

@@ -57,3 +57,13 @@ def pytest_collection_modifyitems(session, config, items):
     if fits:
         others = [item for item in items if os.path.basename(str(item.fspath)) != "test_tf_fit.py"]
         items[:] = others + fits
+
+
+@pytest.fixture(scope="module")
+def lm():
+    """(config, an LM-head model) with language embeddings, shared by a module's tests."""
+    from xlm_testing import tiny_config
+    from xlm.tf_backend import TFXLMWithLMHeadModel
+
+    config = tiny_config("multilang")
+    return config, TFXLMWithLMHeadModel(config)

@@ -8,14 +8,16 @@ import os
 import numpy as np
 import pytest
 
-tf = pytest.importorskip("tensorflow")
 transformers = pytest.importorskip("transformers")
 
-from tf_helpers import arch_inputs, hf_tf_supports, load_into_hf_tf, to_numpy  # noqa: E402
+from tf_helpers import arch_inputs, hf_tf_supports, load_into_hf_tf, to_np, to_numpy  # noqa: E402
+
+tf = pytest.importorskip("tensorflow")  # transformers' TF classes (tf-keras), whatever backend Keras 3 runs on
 from xlm_testing import tiny_config, transformers_config  # noqa: E402
 from xlm.tf_backend import MODEL_CLASSES, TFXLMForSequenceClassification, TFXLMModel, TFXLMWithLMHeadModel  # noqa: E402
 from xlm.weights import WeightMismatchError  # noqa: E402
 
+pytestmark = pytest.mark.keras_backends
 FLAGS = dict(output_hidden_states=True)
 TF_ARCHITECTURES = [a for a in MODEL_CLASSES if a != "XLMForQuestionAnswering"]
 
@@ -134,6 +136,10 @@ def test_transformers_tf_and_ours_agree_on_causal_models(tmp_path):
 def test_safetensors_load_without_torch(tmp_path, monkeypatch):
     import sys
 
+    import keras
+
+    if keras.backend.backend() == "torch":
+        pytest.skip("Keras runs on torch here")
     config = tiny_config()
     model = TFXLMWithLMHeadModel(config)
     model.save_pretrained(tmp_path, safe_serialization=True)
@@ -176,9 +182,10 @@ def test_from_pretrained_options_as_transformers(tmp_path):
     inputs = arch_inputs(config, "XLMModel")
     assert five(inputs).logits.shape == (3, 5)
     expected, actual = two.transformer(**inputs).last_hidden_state, five.transformer(**inputs).last_hidden_state
-    np.testing.assert_array_equal(np.asarray(actual), np.asarray(expected))
+    np.testing.assert_array_equal(to_np(actual), to_np(expected))
 
 
+@pytest.mark.tf_only
 @pytest.mark.parametrize("architecture", ["XLMForSequenceClassification", "XLMForMultipleChoice"])
 def test_export_serves_without_an_input_signature(tmp_path, architecture):
     """model.export(dir) works as is (Keras cannot infer inputs for a model built in __init__): the
@@ -187,10 +194,10 @@ def test_export_serves_without_an_input_signature(tmp_path, architecture):
     model = MODEL_CLASSES[architecture](config)
     model.export(str(tmp_path / "served"), verbose=False)
     inputs = arch_inputs(config, architecture)
-    feed = {name: tf.constant(np.asarray(inputs[name]), tf.int32) for name in ("input_ids", "attention_mask", "langs")}
-    expected = np.asarray(model(feed).logits)
+    feed = {name: tf.constant(to_np(inputs[name]), tf.int32) for name in ("input_ids", "attention_mask", "langs")}
+    expected = to_np(model(feed).logits)
     served = tf.saved_model.load(str(tmp_path / "served"))
-    np.testing.assert_allclose(np.asarray(served.serve(feed)["logits"]), expected, atol=1e-5)
+    np.testing.assert_allclose(to_np(served.serve(feed)["logits"]), expected, atol=1e-5)
     signature = served.signatures["serving_default"]
     assert sorted(spec.shape.rank for spec in signature.structured_input_signature[1].values()) == [
         model.input_rank

@@ -1,20 +1,22 @@
 """generate() of the Keras LM head: the PyTorch twin's tokens for greedy and beam search (cached or not, with
-languages, eos and padded batches), seeded sampling and its distribution, filter_logits, and the refusals."""
+languages, eos and padded batches), seeded sampling and its distribution, filter_logits, and the refusals.
+On every Keras backend."""
 
 import os
 
 import numpy as np
 import pytest
 
-tf = pytest.importorskip("tensorflow")
 torch = pytest.importorskip("torch")
 
 import keras  # noqa: E402
 import xlm  # noqa: E402
+from tf_helpers import to_np  # noqa: E402
 from xlm_testing import make_inputs, tiny_config  # noqa: E402
 import xlm.torch_backend as pt  # noqa: E402
 from xlm.tf_backend import TFXLMWithLMHeadModel, filter_logits  # noqa: E402
 
+pytestmark = pytest.mark.keras_backends
 CAUSAL_OVERRIDES = {
     "causal": {},
     "asm": {"causal": True},
@@ -52,19 +54,23 @@ def test_greedy_equals_the_pytorch_twin(variant):
         torch_kwargs = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
         expected = twin.generate(torch.from_numpy(ids), max_new_tokens=6, **torch_kwargs).numpy()
         out = model.generate(ids, max_new_tokens=6, **kwargs)
-        assert isinstance(out, tf.Tensor) and out.dtype == tf.int64
-        np.testing.assert_array_equal(out.numpy(), expected)
-        np.testing.assert_array_equal(model.generate(ids, max_new_tokens=6, use_cache=False, **kwargs).numpy(),
+        # the prompts' dtype as the backend holds it (JAX keeps 64-bit integers only with jax_enable_x64)
+        assert keras.ops.is_tensor(out)
+        assert keras.backend.standardize_dtype(out.dtype) == keras.backend.standardize_dtype(
+            keras.ops.convert_to_tensor(ids).dtype)
+        np.testing.assert_array_equal(to_np(out), expected)
+        np.testing.assert_array_equal(to_np(model.generate(ids, max_new_tokens=6, use_cache=False, **kwargs)),
                                       expected)
-    assert model.generate(tf.constant(ids, tf.int32), max_new_tokens=2).dtype == tf.int32
+    int32_out = model.generate(keras.ops.convert_to_tensor(ids, "int32"), max_new_tokens=2)
+    assert keras.backend.standardize_dtype(int32_out.dtype) == "int32"
 
 
 def test_eos_stops_pads_and_equals_the_pytorch_twin():
     model, twin = twins()
     ids = prompts(model.config)
-    free = model.generate(ids, max_new_tokens=6).numpy()
+    free = to_np(model.generate(ids, max_new_tokens=6))
     eos = int(free[0, 5])  # the token row 0 produces second
-    out = model.generate(ids, max_new_tokens=6, eos_token_id=eos).numpy()
+    out = to_np(model.generate(ids, max_new_tokens=6, eos_token_id=eos))
     np.testing.assert_array_equal(out, twin.generate(torch.from_numpy(ids), max_new_tokens=6, eos_token_id=eos))
     first_eos = int(np.flatnonzero(out[0, 4:] == eos)[0]) + 4
     assert (out[0, first_eos + 1 :] == model.config.pad_index).all()
@@ -86,7 +92,7 @@ def test_beam_search_with_a_beam_for_every_prefix_equals_the_pytorch_twin(eos, l
     kwargs = dict(max_new_tokens=3, num_beams=144, num_return_sequences=3, eos_token_id=eos,
                   length_penalty=length_penalty)
     expected = twin.generate(torch.from_numpy(ids), langs=torch.from_numpy(langs), **kwargs).numpy()
-    out = model.generate(ids, langs=langs, **kwargs).numpy()
+    out = to_np(model.generate(ids, langs=langs, **kwargs))
     np.testing.assert_array_equal(out, expected)
     if eos is not None:
         assert (out[:, 3:] == model.config.pad_index).any()  # finished sequences are among the results
@@ -99,10 +105,10 @@ def test_beam_search_cached_uncached_and_early_stopping_equal_the_pytorch_twin(e
     kwargs = dict(max_new_tokens=6, num_beams=3, num_return_sequences=2, eos_token_id=9,
                   early_stopping=early_stopping, length_penalty=0.5)
     expected = twin.generate(torch.from_numpy(ids), **kwargs).numpy()
-    np.testing.assert_array_equal(model.generate(ids, **kwargs).numpy(), expected)
-    np.testing.assert_array_equal(model.generate(ids, use_cache=False, **kwargs).numpy(), expected)
-    np.testing.assert_array_equal(model.generate(ids, max_new_tokens=5, num_beams=1).numpy(),
-                                  model.generate(ids, max_new_tokens=5).numpy())
+    np.testing.assert_array_equal(to_np(model.generate(ids, **kwargs)), expected)
+    np.testing.assert_array_equal(to_np(model.generate(ids, use_cache=False, **kwargs)), expected)
+    np.testing.assert_array_equal(to_np(model.generate(ids, max_new_tokens=5, num_beams=1)),
+                                  to_np(model.generate(ids, max_new_tokens=5)))
 
 
 @pytest.mark.parametrize(("top_k", "top_p", "temperature"), [(0, 1.0, 1.0), (5, 1.0, 0.7), (0, 0.8, 1.3)])
@@ -110,11 +116,11 @@ def test_sampling_is_seeded_and_cached_equals_uncached(top_k, top_p, temperature
     model, _ = twins()
     ids = prompts(model.config)
     kwargs = dict(max_new_tokens=8, do_sample=True, top_k=top_k, top_p=top_p, temperature=temperature)
-    runs = [model.generate(ids, use_cache=use_cache, seed=7, **kwargs).numpy() for use_cache in (True, False)]
+    runs = [to_np(model.generate(ids, use_cache=use_cache, seed=7, **kwargs)) for use_cache in (True, False)]
     np.testing.assert_array_equal(runs[0], runs[1])
-    assert not np.array_equal(model.generate(ids, seed=8, **kwargs).numpy(), runs[0])
+    assert not np.array_equal(to_np(model.generate(ids, seed=8, **kwargs)), runs[0])
     generator = keras.random.SeedGenerator(7)
-    first, second = (model.generate(ids, seed=generator, **kwargs).numpy() for _ in range(2))
+    first, second = (to_np(model.generate(ids, seed=generator, **kwargs)) for _ in range(2))
     assert not np.array_equal(first, second)  # a generator moves on between calls
 
 
@@ -122,8 +128,8 @@ def test_top_k_one_is_greedy_and_samples_repeat_each_prompt():
     model, _ = twins()
     ids = prompts(model.config)
     sampled = model.generate(ids, max_new_tokens=5, do_sample=True, top_k=1, seed=0)
-    np.testing.assert_array_equal(sampled.numpy(), model.generate(ids, max_new_tokens=5).numpy())
-    samples = model.generate(ids, max_new_tokens=5, do_sample=True, num_return_sequences=4, seed=0).numpy()
+    np.testing.assert_array_equal(to_np(sampled), to_np(model.generate(ids, max_new_tokens=5)))
+    samples = to_np(model.generate(ids, max_new_tokens=5, do_sample=True, num_return_sequences=4, seed=0))
     assert samples.shape == (12, 9)
     np.testing.assert_array_equal(samples[:, :4], np.repeat(ids, 4, axis=0))
 
@@ -136,7 +142,7 @@ def test_samples_follow_the_filtered_distribution():
     with torch.no_grad():
         logits = twin(torch.from_numpy(ids[:1])).logits[0, -1] / 0.7
     probs = torch.softmax(pt.filter_logits(logits[None], top_k=4)[0], dim=-1).numpy()
-    drawn = model.generate(ids, max_new_tokens=1, do_sample=True, temperature=0.7, top_k=4, seed=1).numpy()[:, -1]
+    drawn = to_np(model.generate(ids, max_new_tokens=1, do_sample=True, temperature=0.7, top_k=4, seed=1))[:, -1]
     frequencies = np.bincount(drawn, minlength=len(probs)) / len(drawn)
     assert (frequencies[probs == 0] == 0).all()
     assert np.sort(probs)[-4] > 0.05  # four likely tokens: the test sees their proportions
@@ -154,7 +160,7 @@ def test_filter_logits_equals_the_pytorch_twin():
     scores = np.random.default_rng(0).standard_normal((4, 50)).astype(np.float32) * 3
     for top_k, top_p in ((0, 1.0), (7, 1.0), (0, 0.9), (10, 0.5), (50, 0.99)):
         expected = pt.filter_logits(torch.from_numpy(scores), top_k, top_p).numpy()
-        np.testing.assert_array_equal(filter_logits(scores, top_k, top_p).numpy(), expected)
+        np.testing.assert_array_equal(to_np(filter_logits(scores, top_k, top_p)), expected)
 
 
 def test_refusals_name_the_problem():
@@ -187,7 +193,7 @@ def test_a_padded_batch_with_token_types_equals_the_pytorch_twin(kwargs):
     expected = twin.generate(torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), langs=1,
                              token_type_ids=torch.from_numpy(types), max_new_tokens=4, **kwargs).numpy()
     out = model.generate(ids, attention_mask=mask, token_type_ids=types, langs=1, max_new_tokens=4, **kwargs)
-    np.testing.assert_array_equal(out.numpy(), expected)
+    np.testing.assert_array_equal(to_np(out), expected)
     copies = kwargs.get("num_return_sequences", 1)
     assert (expected[copies : 2 * copies, 6:] == model.config.pad_index).all()  # a 2-token prompt's rows end padded
     with pytest.raises(ValueError, match="attention_mask row 1 has padding before a token"):
@@ -200,6 +206,7 @@ def test_a_tokenizer_batch_goes_in_as_it_comes_out():
     tokenizer = XLMTokenizer.from_pretrained(os.path.join(os.path.dirname(xlm.__file__), "data", "default_model"))
     model, twin = twins(vocab_size=len(tokenizer))
     texts = ["Open the file.", "Click the button to save all of your documents."]
-    out = model.generate(**tokenizer(texts, padding=True, return_tensors="tf"), max_new_tokens=3, num_beams=2)
+    tensors = "tf" if keras.backend.backend() == "tensorflow" else "np"
+    out = model.generate(**tokenizer(texts, padding=True, return_tensors=tensors), max_new_tokens=3, num_beams=2)
     expected = twin.generate(**tokenizer(texts, padding=True, return_tensors="pt"), max_new_tokens=3, num_beams=2)
-    np.testing.assert_array_equal(out.numpy(), expected.numpy())
+    np.testing.assert_array_equal(to_np(out), expected.numpy())

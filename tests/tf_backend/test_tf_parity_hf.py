@@ -1,10 +1,10 @@
 """Every Keras class × config variant × padding mode against transformers 4.57.6 on the same weights:
-its PyTorch classes (outputs, hidden states, attentions, losses) and, where they exist, its TF classes."""
+its PyTorch classes (outputs, hidden states, attentions, losses; on every Keras backend) and, where they
+exist, its TF classes (on TensorFlow)."""
 
 import numpy as np
 import pytest
 
-tf = pytest.importorskip("tensorflow")
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
@@ -37,6 +37,7 @@ def torch_one_thread():
     torch.set_num_threads(previous)
 
 
+@pytest.mark.keras_backends
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 @pytest.mark.parametrize("variant", list(CONFIG_VARIANTS))
 def test_matches_transformers_pytorch(variant, architecture, torch_one_thread):
@@ -70,6 +71,7 @@ def test_matches_transformers_pytorch(variant, architecture, torch_one_thread):
     assert "last_hidden_state" in worst or "hidden_states" in worst
 
 
+@pytest.mark.keras_backends
 @pytest.mark.parametrize("variant", ["default", "causal", "multilang", "asm"])
 def test_beam_head_indices_equal_on_unpadded_inputs(variant, torch_one_thread):
     config = tiny_config(variant)
@@ -88,9 +90,12 @@ def test_beam_head_indices_equal_on_unpadded_inputs(variant, torch_one_thread):
     assert not np.isin(ours["start_top_index"], [0, 1]).any()  # p_mask excluded the first two tokens
 
 
+@pytest.mark.tf_only
 @pytest.mark.parametrize("architecture", [a for a in ARCHITECTURES if a != "XLMForQuestionAnswering"])
 @pytest.mark.parametrize("variant", ["default", "multilang", "multilang_no_lang_emb", "causal", "relu"])
 def test_matches_transformers_tensorflow(variant, architecture):
+    import tensorflow as tf
+
     config = tiny_config(variant)
     model = MODEL_CLASSES[architecture](config)
     state = model.state_dict()
@@ -105,6 +110,7 @@ def test_matches_transformers_tensorflow(variant, architecture):
         assert_close(compare(ours, expected, padded=True), f"{variant}/{architecture}/{mode} vs transformers TF")
 
 
+@pytest.mark.tf_only
 def test_the_eager_and_the_graph_path_agree():
     """Repeated eager inference runs as a traced graph (graph_inference): same numbers as op by op."""
     config = tiny_config("multilang")

@@ -5,17 +5,17 @@ weights, traced graphs rebuilt, training and saving after the resize."""
 import numpy as np
 import pytest
 
-tf = pytest.importorskip("tensorflow")
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 import keras  # noqa: E402
-from tf_helpers import TOL, hf_torch_model, torch_state  # noqa: E402
+from tf_helpers import TOL, hf_torch_model, to_np, torch_state  # noqa: E402
 from xlm_testing import make_inputs, tiny_config  # noqa: E402
 from xlm.config import XLMConfig  # noqa: E402
 import xlm.torch_backend as pt  # noqa: E402
 from xlm.tf_backend import MODEL_CLASSES, TFXLMModel, TFXLMWithLMHeadModel  # noqa: E402
 
+pytestmark = pytest.mark.keras_backends
 DROPPED = r"new_num_tokens=3 would drop the config.s special ids unk_index=3, mask_index=5: keep at least 6 rows"
 
 
@@ -60,7 +60,7 @@ def test_resize_keeps_rows_and_matches_the_pytorch_twin(architecture, new_num_to
     twin.load_weights(state)  # the Keras rows into the PyTorch twin: the same numbers
     inputs = with_new_words(model.config, size)
     for _ in range(2):  # op by op, then through the inference graph
-        ours = np.asarray(model(inputs).logits)
+        ours = to_np(model(inputs).logits)
         with torch.no_grad():
             theirs = twin(**{k: torch.from_numpy(v) for k, v in inputs.items()}).logits.numpy()
         np.testing.assert_allclose(ours, theirs, atol=TOL)
@@ -73,26 +73,28 @@ def test_fit_and_save_after_resize(tmp_path):
     assert model.pred_layer.bias.shape == (model.config.vocab_size,)
     inputs = with_new_words(model.config, model.config.vocab_size)
     ids = inputs["input_ids"]
-    data = tf.data.Dataset.from_tensor_slices({"input_ids": ids, "labels": ids}).batch(3)
+    data = {"input_ids": np.tile(ids, (4, 1)), "labels": np.tile(ids, (4, 1))}
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    losses = model.fit(data.repeat(4), epochs=1, verbose=0, shuffle=False).history["loss"]
+    losses = model.fit(data, batch_size=3, epochs=1, verbose=0, shuffle=False).history["loss"]
     assert np.isfinite(losses).all()
     # the optimizer now holds state for this table: a second resize must wait for a new compile
     with pytest.raises(ValueError, match="optimizer already holds state for the 129-row word embeddings"):
         model.resize_token_embeddings(140)
     model.save(tmp_path / "m.keras")
     again = keras.models.load_model(tmp_path / "m.keras")
-    np.testing.assert_array_equal(np.asarray(again(inputs).logits), np.asarray(model(inputs).logits))
+    np.testing.assert_array_equal(to_np(again(inputs).logits), to_np(model(inputs).logits))
     model.save_pretrained(tmp_path / "dir", safe_serialization=True)  # tf_model.h5 and model.safetensors
     theirs = transformers.XLMWithLMHeadModel.from_pretrained(tmp_path / "dir").eval()
     with torch.no_grad():
         expected = theirs(**{k: torch.from_numpy(inputs[k]) for k in ("input_ids", "attention_mask")}).logits.numpy()
-    ours = np.asarray(model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits)
+    ours = to_np(model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits)
     np.testing.assert_allclose(ours, expected, atol=TOL)
     model.save_pretrained(tmp_path / "h5")
     theirs_tf = transformers.TFXLMWithLMHeadModel.from_pretrained(tmp_path / "h5")
+    import tensorflow as tf  # transformers' TF model (tf-keras), whatever backend Keras 3 runs on
+
     tf_inputs = {k: tf.constant(inputs[k]) for k in ("input_ids", "attention_mask")}
-    np.testing.assert_allclose(ours, np.asarray(theirs_tf(tf_inputs).logits), atol=TOL)
+    np.testing.assert_allclose(ours, to_np(theirs_tf(tf_inputs).logits), atol=TOL)
 
 
 def test_init_draws_and_refusals():
@@ -124,7 +126,7 @@ def test_set_input_embeddings_matches_the_pytorch_twin(rows):
     inputs = make_inputs(config)
     model(inputs), model(inputs)  # traces the inference graph, which must be rebuilt
     table = np.random.default_rng(3).normal(0, 0.1, (rows, config.emb_dim)).astype(np.float32)
-    model.set_input_embeddings(tf.constant(table))
+    model.set_input_embeddings(keras.ops.convert_to_tensor(table))
     twin.set_input_embeddings(torch.nn.Embedding.from_pretrained(torch.from_numpy(table), freeze=False))
     assert model.config.vocab_size == twin.config.vocab_size == rows
     np.testing.assert_array_equal(model.get_input_embeddings().weight.numpy(), table)
@@ -137,7 +139,7 @@ def test_set_input_embeddings_matches_the_pytorch_twin(rows):
         with torch.no_grad():
             theirs = twin(**{k: torch.from_numpy(v) for k, v in inputs.items()}, labels=torch.from_numpy(labels))
         assert ours.logits.shape[-1] == rows
-        np.testing.assert_allclose(np.asarray(ours.logits), theirs.logits.numpy(), atol=TOL)
+        np.testing.assert_allclose(to_np(ours.logits), theirs.logits.numpy(), atol=TOL)
         np.testing.assert_allclose(float(ours.loss), float(theirs.loss), atol=TOL)
 
 
@@ -161,7 +163,7 @@ def test_set_input_embeddings_same_shape_keeps_the_variable_and_checks_shapes():
         asm.set_input_embeddings(np.zeros((asm.config.vocab_size + 1, config.emb_dim), np.float32))
     ids = inputs["input_ids"]
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    model.fit(tf.data.Dataset.from_tensor_slices({"input_ids": ids, "labels": ids}).batch(2), verbose=0)
+    model.fit({"input_ids": ids, "labels": ids}, batch_size=2, verbose=0)
     model.set_input_embeddings(np.zeros((config.vocab_size, config.emb_dim), np.float32))  # same shape: fine
     with pytest.raises(ValueError, match="optimizer already holds state"):
         model.set_input_embeddings(np.zeros((config.vocab_size + 1, config.emb_dim), np.float32))

@@ -170,9 +170,17 @@ def to_numpy(outputs) -> dict:
     return result
 
 
+def to_np(value, dtype=None) -> np.ndarray:
+    """A tensor of any Keras backend (or an array) as numpy; torch tensors without their autograd history."""
+    import keras
+
+    return np.asarray(keras.ops.convert_to_numpy(value), dtype=dtype)
+
+
 def _array(value) -> np.ndarray:
     if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        value = (value.float() if str(value.dtype) == "torch.bfloat16" else value).numpy()  # numpy lacks bfloat16
     return np.asarray(value)
 
 
@@ -263,6 +271,7 @@ __all__ = [
     "hf_torch_outputs",
     "load_into_hf_tf",
     "randomize_",
+    "to_np",
     "to_numpy",
     "torch_state",
 ]

@@ -177,12 +177,6 @@ def check_lm_labels(labels: Any, vocab: int) -> None:
             raise ValueError(f"labels contains id {bad.flat[0]}, outside [0, {vocab}) and not -100 (ignored)")
 
 
-def in_xla_compilation() -> bool:
-    """Whether a TensorFlow graph being traced is compiled by XLA; False on the other backends, whose
-    paths do not depend on it."""
-    return tf_only is not None and tf_only.in_xla_compilation()
-
-
 # --- embeddings ---------------------------------------------------------------------------------
 
 

@@ -23,10 +23,8 @@ from xlm.modeling_utils import (
     check_same_shape,
     check_sequence_length,
     check_word_embedding_table,
-    id_range_message,
     mean_resized_rows,
     resized_vocab_size,
-    sequence_length_message,
     sinusoidal_table,
 )
 from xlm.outputs import BaseModelOutput, ModelOutput
@@ -647,7 +645,8 @@ class TFXLMPreTrainedModel(keras.Model):
             spec = by_torch[name]
             if spec.keras_name is None:
                 continue  # tied: the output layer reads the word embeddings
-            value = np.asarray(value)
+            # a copy: JAX on CPU may alias a numpy buffer, which the caller (a PyTorch state_dict) can change
+            value = np.array(value, copy=True)
             variables[spec.keras_name].assign(value.T if spec.transpose else value)
         return match
 

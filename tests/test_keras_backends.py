@@ -1,0 +1,83 @@
+"""The backend-parametrised Keras tests (marked `keras_backends`) on JAX and on torch, each in a pytest
+process of its own (Keras fixes its backend when it is first imported), and the Keras stack on JAX and
+torch with TensorFlow not importable at all."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytest.importorskip("keras")
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def _have(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(not _have(b), reason=f"{b} is not installed"))
+            for b in ("jax", "torch")]
+
+
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
+                    reason="runs the other backends from the TensorFlow run")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_keras_backend_suite(backend):
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "keras_backends",
+               "-W", "ignore::UserWarning", HERE]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=2400)
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    print(f"KERAS_BACKEND={backend}: {summary}")
+    assert done.returncode == 0, f"KERAS_BACKEND={backend} tests failed:\n{done.stdout[-8000:]}\n{done.stderr[-2000:]}"
+    assert " passed" in summary and " failed" not in summary, summary
+
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    sys.modules["tensorflow"] = None  # `import tensorflow` now fails, as where it is not installed
+    import numpy as np
+    import keras
+    from xlm import XLMConfig
+    from xlm.tf_backend import TFXLMWithLMHeadModel
+    config = XLMConfig(vocab_size=50, emb_dim=16, n_layers=1, n_heads=2, causal=True)
+    model = TFXLMWithLMHeadModel(config)
+    ids = np.array([[0, 20, 30, 40], [0, 21, 31, 1]])
+    out = model(ids, labels=ids)
+    model.compile(optimizer="sgd")
+    model.fit({"input_ids": ids, "labels": ids}, batch_size=2, verbose=0)
+    generated = model.generate(ids, max_new_tokens=2)
+    try:
+        model(np.array([[0, 50]]))
+    except ValueError as err:
+        message = str(err)
+    model.save_pretrained(sys.argv[1])
+    again = TFXLMWithLMHeadModel.from_pretrained(sys.argv[1])
+    same = np.array_equal(keras.ops.convert_to_numpy(again(ids).logits), keras.ops.convert_to_numpy(model(ids).logits))
+    named = "input_ids contains id 50, outside [0, 50) (vocab_size = 50)" in message
+    print(keras.backend.backend(), tuple(out.logits.shape), tuple(generated.shape), same, named)
+""")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_runs_without_tensorflow(backend, tmp_path):
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "saved")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == (
+        f"{backend} (2, 4, 50) (2, 6) True True")
+
+
+def test_a_missing_backend_says_what_to_install():
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    script = 'import sys; sys.modules["jax"] = None\nimport xlm.tf_backend'
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode != 0
+    assert "Keras runs on the 'jax' backend (KERAS_BACKEND), which is not installed: `pip install 'jax[cpu]'`" in done.stderr
