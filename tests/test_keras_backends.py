@@ -81,3 +81,17 @@ def test_a_missing_backend_says_what_to_install():
                           timeout=300)
     assert done.returncode != 0
     assert "Keras runs on the 'jax' backend (KERAS_BACKEND), which is not installed: `pip install 'jax[cpu]'`" in done.stderr
+
+
+@pytest.mark.skipif(not _have("jax"), reason="jax is not installed")
+def test_keras_training_cli_says_it_needs_tensorflow(tmp_path):
+    from xlm.training_data import default_corpus_path
+
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    command = [sys.executable, "-m", "xlm.train_cli", "pretrain", "--framework", "keras", "--data",
+               default_corpus_path(), "--limit", "20", "--learn-bpe", "100", "--model-size", "tiny", "--steps", "1",
+               "--output", str(tmp_path / "out"), "--quiet"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "--framework keras trains on Keras' TensorFlow backend" in done.stderr and "KERAS_BACKEND is 'jax'" in done.stderr
+    assert not (tmp_path / "out").exists()

@@ -207,25 +207,27 @@ class _TorchRunner:
 
 
 class _KerasRunner:
-    """Runs a Keras model on numpy batches with training=False, traced once per input layout.
+    """Runs a Keras model on numpy batches with training=False, on any Keras backend.
 
-    Inputs are traced with unknown batch and length dimensions, so batches of any shape reuse one
-    graph instead of retracing (`mode="eager"` skips tf.function).
+    On TensorFlow, inputs are traced with unknown batch and length dimensions, so batches of any shape
+    reuse one graph instead of retracing (`mode="eager"` skips tf.function). On JAX and torch the model
+    runs op by op (under `torch.no_grad()` on torch).
     """
 
     def __init__(self, model: Any, route: str, mode: str = "function") -> None:
-        import tensorflow as tf
+        import keras
 
         if mode not in KERAS_MODES:
             raise ValueError(f"keras_mode must be one of {KERAS_MODES}, got {mode!r}")
-        self.tf = tf
+        self.backend = keras.backend.backend()
+        self.ops = keras.ops
         self.model = model
         self.route = route
-        self.mode = mode
+        self.mode = mode if self.backend == "tensorflow" else "eager"
         self._functions: dict[tuple, Any] = {}
 
     def _forward(self, inputs: dict[str, Any], gather: Any = None) -> Any:
-        model, route = self.model, self.route
+        model, route, ops = self.model, self.route, self.ops
         if route in ("encoder", "encoder+head"):
             encoder = model if _is_base_model(model) else model.transformer
             result = encoder(**inputs, training=False, return_dict=True)["last_hidden_state"]
@@ -233,26 +235,32 @@ class _KerasRunner:
             result = model(**inputs, training=False, return_dict=True, output_hidden_states=True)["hidden_states"][-1]
         else:
             result = model(**inputs, training=False, return_dict=True)["logits"]
-        if gather is not None:
-            result = self.tf.gather_nd(result, gather)
+        if gather is not None:  # the (row, position) pairs, as one index into the flattened positions
+            length = ops.shape(result)[1]
+            flat = ops.reshape(result, (-1, ops.shape(result)[-1]))
+            result = ops.take(flat, gather[:, 0] * length + gather[:, 1], axis=0)
             if route == "encoder+head":
                 result = model.pred_layer(result)[0]
         return result
 
     def __call__(self, inputs: dict[str, np.ndarray], gather: np.ndarray | None = None) -> np.ndarray:
         """Hidden states (batch, length, dim), or scores (n, vocab) at the (row, position) pairs of `gather`."""
-        tf = self.tf
-        tensors = {k: tf.constant(v.astype(np.int32)) for k, v in inputs.items()}
-        args = (tensors,) if gather is None else (tensors, tf.constant(gather.astype(np.int32)))
+        ops = self.ops
+        tensors = {k: ops.convert_to_tensor(v.astype(np.int32)) for k, v in inputs.items()}
+        args = (tensors,) if gather is None else (tensors, ops.convert_to_tensor(gather.astype(np.int32)))
         if self.mode == "eager":
-            return np.asarray(self._forward(*args).numpy(), dtype=np.float32)
+            if self.backend == "torch":
+                import torch
+
+                with torch.no_grad():
+                    return np.asarray(ops.convert_to_numpy(self._forward(*args)), dtype=np.float32)
+            return np.asarray(ops.convert_to_numpy(self._forward(*args)), dtype=np.float32)
+        from xlm.tf_backend.tensorflow_only import batch_function
+
         key = (tuple(sorted(tensors)), gather is not None)
         fn = self._functions.get(key)
         if fn is None:
-            signature = [{k: tf.TensorSpec([None, None], tf.int32) for k in tensors}]
-            if gather is not None:
-                signature.append(tf.TensorSpec([None, 2], tf.int32))
-            fn = self._functions[key] = tf.function(self._forward, input_signature=signature)
+            fn = self._functions[key] = batch_function(self._forward, list(tensors), gather is not None)
         return np.asarray(fn(*args).numpy(), dtype=np.float32)
 
 
@@ -582,9 +590,9 @@ def _default_framework() -> str:
 
     if importlib.util.find_spec("torch") is not None:
         return "torch"
-    if importlib.util.find_spec("tensorflow") is not None:
+    if importlib.util.find_spec("keras") is not None:
         return "keras"
-    raise ImportError("neither PyTorch nor TensorFlow is installed: `pip install 'xlm[torch]'` or `'xlm[tf]'`")
+    raise ImportError("neither PyTorch nor Keras is installed: `pip install 'xlm[torch]'`, `'xlm[tf]'` or `'xlm[jax]'`")
 
 
 def pipeline(

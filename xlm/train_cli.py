@@ -174,9 +174,24 @@ def _seed(framework: str, seed: int) -> None:
 
         torch.manual_seed(seed)
     else:
-        import keras
-
+        keras = _keras_on_tensorflow()
         keras.utils.set_random_seed(seed)
+
+
+def _keras_on_tensorflow() -> Any:
+    """Keras, after checking it runs on TensorFlow: the Keras training loop feeds `fit` from tf.data and
+    distributes with tf.distribute."""
+    from xlm._backend import require_keras
+
+    keras = require_keras()
+    if keras.backend.backend() != "tensorflow":
+        raise CliError(
+            f"--framework keras trains on Keras' TensorFlow backend (its input pipeline is tf.data, its "
+            f"multi-device loop tf.distribute); KERAS_BACKEND is {keras.backend.backend()!r}. Set "
+            "KERAS_BACKEND=tensorflow, use --framework torch, or train the Keras model yourself with "
+            "model.fit on numpy batches (README: 'Keras backends')"
+        )
+    return keras
 
 
 def _model_class(framework: str, name: str) -> Any:
@@ -383,6 +398,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("xlm-train: error: --steps must be at least 1", file=sys.stderr)
         return 2
     try:
+        if args.framework == "keras":
+            _keras_on_tensorflow()  # before any data is read
         return args.func(args)
     except (CliError, FileNotFoundError, FileExistsError, ValueError, ImportError) as err:
         if args.debug:

@@ -307,3 +307,29 @@ def test_load_state_dict_copies_the_arrays():
     for value in state.values():
         value *= 2.0
     np.testing.assert_array_equal(to_np(model(inputs).last_hidden_state), before)
+
+
+def test_pipelines_with_a_keras_model_equal_the_pytorch_twins():
+    """xlm.pipeline on the default model's tokenizer: feature vectors and fill-mask candidates of the Keras
+    model on this backend equal those of the PyTorch twin on the same weights."""
+    torch = pytest.importorskip("torch")
+    from pathlib import Path
+
+    import xlm.torch_backend as pt
+
+    directory = str(Path(xlm.__file__).parent / "data" / "default_model")
+    tokenizer = xlm.XLMTokenizer.from_pretrained(directory)
+    twin = pt.XLMWithLMHeadModel.from_pretrained(directory).eval()
+    model = TFXLMWithLMHeadModel.from_pretrained(directory)
+    texts = ["Click the button to save the document.", "Öffnen Sie die Datei.", "Où est la bibliothèque ?"]
+    masked = [f"Click the {tokenizer.mask_token} to save.", f"Öffnen Sie die {tokenizer.mask_token}."]
+    with torch.no_grad():
+        for task, inputs, options in (("feature-extraction", texts, {}), ("fill-mask", masked, {"top_k": 3})):
+            theirs = xlm.pipeline(task, model=twin, tokenizer=tokenizer, **options)(inputs)
+            ours = xlm.pipeline(task, model=model, tokenizer=tokenizer, **options)(inputs)
+            for a, b in zip(ours, theirs):
+                if task == "feature-extraction":
+                    np.testing.assert_allclose(a, b, atol=1e-5)
+                else:
+                    assert [c["token"] for c in a] == [c["token"] for c in b]
+                    np.testing.assert_allclose([c["score"] for c in a], [c["score"] for c in b], atol=1e-5)

@@ -11,6 +11,7 @@ its caller. What lives here:
 - `linear_cross_entropy` (a hand-written gradient) and `labelled_rows` (the labelled-rows LM loss);
 - `graph_input_assertions` / `after`: run-time input checks of traced (non-XLA) graphs;
 - `InferenceGraph`: repeated eager inference as one `tf.function`;
+- `batch_function`: the pipelines' shape-relaxed tf.function;
 - `serving_signature` and `replicas_in_sync` for SavedModel export and `tf.distribute`.
 """
 
@@ -285,6 +286,15 @@ class InferenceGraph:
         return self.output_class(**outputs) if isinstance(outputs, dict) else outputs
 
 
+def batch_function(forward: Any, names: list[str], gather: bool) -> Any:
+    """`forward(inputs, [gather])` as a tf.function over int32 inputs of any batch and length (and (n, 2)
+    gather pairs), so that batches of every shape reuse one graph (the pipelines' Keras runner)."""
+    signature = [{name: tf.TensorSpec([None, None], tf.int32) for name in names}]
+    if gather:
+        signature.append(tf.TensorSpec([None, 2], tf.int32))
+    return tf.function(forward, input_signature=signature)
+
+
 def serving_signature(names: list[str], rank: int) -> dict[str, Any]:
     """int32 `tf.TensorSpec`s of any batch and sequence length, by input name."""
     spec = tf.TensorSpec([None] * rank, tf.int32)
@@ -299,6 +309,7 @@ def replicas_in_sync() -> int:
 __all__ = [
     "InferenceGraph",
     "after",
+    "batch_function",
     "dense_matmul",
     "executing_eagerly",
     "graph_input_assertions",
