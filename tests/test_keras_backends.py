@@ -2,6 +2,7 @@
 process of its own (Keras fixes its backend when it is first imported), and the Keras stack on JAX and
 torch with TensorFlow not importable at all."""
 
+import json
 import os
 import subprocess
 import sys
@@ -95,3 +96,62 @@ def test_keras_training_cli_says_it_needs_tensorflow(tmp_path):
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "--framework keras trains on Keras' TensorFlow backend" in done.stderr and "KERAS_BACKEND is 'jax'" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+ROUND_TRIP = textwrap.dedent("""
+    import json, os, sys
+    import numpy as np
+    import keras
+    sys.path.insert(0, "tests")
+    from xlm_testing import make_inputs, tiny_config
+    from xlm.tf_backend import TFXLMForSequenceClassification
+
+    mode, root = sys.argv[1], sys.argv[2]
+    backend = keras.backend.backend()
+    config = tiny_config("multilang")
+    inputs = make_inputs(config)
+    inputs.pop("lengths")
+    if mode == "save":
+        keras.utils.set_random_seed(7)
+        model = TFXLMForSequenceClassification(config)
+        out = os.path.join(root, backend)
+        model.save_pretrained(out, safe_serialization=True)  # tf_model.h5 and model.safetensors
+        model.save(os.path.join(out, "model.keras"))
+        model.save_weights(os.path.join(out, "model.weights.h5"))
+        np.savez(os.path.join(out, "state.npz"), **model.state_dict())
+        print("saved")
+    else:
+        checked = []
+        for saver in sorted(os.listdir(root)):
+            if saver == backend:
+                continue
+            out = os.path.join(root, saver)
+            state = dict(np.load(os.path.join(out, "state.npz")))
+            with_weights = TFXLMForSequenceClassification(config)
+            with_weights.load_weights(os.path.join(out, "model.weights.h5"))
+            models = {"from_pretrained": TFXLMForSequenceClassification.from_pretrained(out),
+                      ".keras": keras.models.load_model(os.path.join(out, "model.keras")),
+                      ".weights.h5": with_weights}
+            for name, model in models.items():
+                loaded = model.state_dict()
+                assert loaded.keys() == state.keys(), (saver, name)
+                bad = [k for k in state if not np.array_equal(loaded[k], state[k])]
+                assert not bad, (saver, name, bad)
+                checked.append(f"{saver}:{name}")
+        print(json.dumps(checked))
+""")
+
+
+def test_a_model_saved_on_one_backend_loads_bit_identically_on_the_others(tmp_path):
+    backends = ["tensorflow"] + [b for b in ("jax", "torch") if _have(b)]
+    for mode in ("save", "load"):
+        for backend in backends:
+            env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+            done = subprocess.run([sys.executable, "-c", ROUND_TRIP, mode, str(tmp_path)], cwd=ROOT, env=env,
+                                  capture_output=True, text=True, timeout=600)
+            assert done.returncode == 0, f"{mode} on {backend}: {done.stderr[-3000:]}"
+            if mode == "load":
+                checked = json.loads(done.stdout.strip().splitlines()[-1])
+                others = [b for b in backends if b != backend]
+                assert sorted(checked) == sorted(f"{saver}:{name}" for saver in others
+                                                 for name in ("from_pretrained", ".keras", ".weights.h5"))

@@ -333,3 +333,22 @@ def test_pipelines_with_a_keras_model_equal_the_pytorch_twins():
                 else:
                     assert [c["token"] for c in a] == [c["token"] for c in b]
                     np.testing.assert_allclose([c["score"] for c in a], [c["score"] for c in b], atol=1e-5)
+
+
+def test_keras_checkpoints_v0():
+    """.keras and .weights.h5 files saved before the Keras layer names changed (tests/data/keras_v0) load on
+    this backend and give the logits they gave then."""
+    from pathlib import Path
+
+    data = Path(__file__).parents[1] / "data" / "keras_v0"
+    saved = dict(np.load(data / "lm_expected.npz"))
+    expected = saved.pop("logits")
+    loaded = keras.models.load_model(data / "lm.keras")
+    assert type(loaded) is TFXLMWithLMHeadModel
+    np.testing.assert_allclose(to_np(loaded(saved).logits), expected, atol=1e-6)
+    fresh = TFXLMWithLMHeadModel(tiny_config("asm", n_layers=2, vocab_size=99, emb_dim=16, n_heads=2))
+    fresh.load_weights(data / "lm.weights.h5")
+    np.testing.assert_allclose(to_np(fresh(saved).logits), expected, atol=1e-6)
+    assert fresh.state_dict().keys() == loaded.state_dict().keys()
+    for name, value in loaded.state_dict().items():
+        np.testing.assert_array_equal(fresh.state_dict()[name], value, err_msg=name)
