@@ -306,7 +306,8 @@ def test_load_state_dict_copies_the_arrays():
     before = to_np(model(inputs).last_hidden_state)
     for value in state.values():
         value *= 2.0
-    np.testing.assert_array_equal(to_np(model(inputs).last_hidden_state), before)
+    # (TensorFlow's second call runs the traced graph: last-bit differences, not a doubled table's)
+    np.testing.assert_allclose(to_np(model(inputs).last_hidden_state), before, atol=1e-6)
 
 
 def test_pipelines_with_a_keras_model_equal_the_pytorch_twins():
