@@ -146,17 +146,15 @@ def check_gpu(device: str) -> None:
         raise RuntimeError("--device gpu: " + "; ".join(problems))
 
 
-def make_big_model(config_kwargs: dict[str, Any], directory: str, device: str) -> str:
+def make_big_model(config_kwargs: dict[str, Any], directory: str) -> str:
     """A randomly initialised XLMWithLMHeadModel (our PyTorch stack's initialisation), saved."""
     import torch
 
     from xlm import XLMConfig
     from xlm.torch_backend import XLMWithLMHeadModel
 
-    config = XLMConfig(**config_kwargs)
     torch.manual_seed(0)
-    with torch.device("cuda" if device == "gpu" else "cpu"):  # initialising 666M weights is faster there
-        model = XLMWithLMHeadModel(config)
+    model = XLMWithLMHeadModel(XLMConfig(**config_kwargs))
     model.save_pretrained(directory)
     del model
     free_memory()
@@ -227,8 +225,7 @@ def load_pair(directory: str, device: Any) -> tuple[Any, Any, dict[str, Any]]:
     hf_config = transformers.XLMConfig(**{k: v for k, v in config.items()
                                           if k not in ("model_type", "architectures", "transformers_version")})
     torch.manual_seed(0)
-    with torch.device(device):
-        theirs = transformers.XLMWithLMHeadModel(hf_config)
+    theirs = transformers.XLMWithLMHeadModel(hf_config).to(device)
     result = theirs.load_state_dict(ours.state_dict(), strict=False)
     tied = {"pred_layer.proj.weight"}
     buffers = {name for name, _ in theirs.named_buffers()}  # e.g. position_ids: not weights
@@ -528,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 report["seconds_by_part"][name] = round(time.perf_counter() - start, 2)
 
-        big = part("make model", lambda: make_big_model(cfg["big"], os.path.join(tmp, "big"), args.device))
+        big = part("make model", lambda: make_big_model(cfg["big"], os.path.join(tmp, "big")))
         models = {"default_model (bundled)": DEFAULT_MODEL}
         if big:
             models[cfg["big_name"]] = big
