@@ -353,3 +353,24 @@ def test_keras_checkpoints_v0():
     assert fresh.state_dict().keys() == loaded.state_dict().keys()
     for name, value in loaded.state_dict().items():
         np.testing.assert_array_equal(fresh.state_dict()[name], value, err_msg=name)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="jax.jit")
+def test_shape_errors_under_jax_jit_raise_the_eager_messages():
+    """Under jax.jit shapes are known when tracing: the same ValueErrors; ids are values, unknown there
+    (the checks' docstring says so), so an out-of-range id is not caught under jit."""
+    import jax
+
+    model = TFXLMModel(tiny_config("multilang"))
+    state = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables])
+    run = jax.jit(lambda state, inputs: model.stateless_call(*state, **inputs)[0].last_hidden_state)
+    ok = np.array([[5, 6, 7]])
+    assert run(state, {"input_ids": ok}).shape == (1, 3, 32)
+    for inputs, message in (
+        ({"input_ids": ok, "attention_mask": np.ones((1, 2))}, "attention_mask has shape [1, 2] but input_ids has shape [1, 3]"),
+        ({"input_ids": np.full((1, 65), 5)}, "sequence length 65 exceeds max_position_embeddings = 64"),
+        ({"input_ids": ok, "langs": np.zeros((2, 3), np.int32)}, "langs has shape [2, 3] but input_ids has shape [1, 3]"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            run(state, inputs)
+    assert run(state, {"input_ids": np.array([[5, 99, 7]])}).shape == (1, 3, 32)

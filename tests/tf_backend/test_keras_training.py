@@ -147,3 +147,28 @@ def test_data_parallel_over_two_jax_devices_equals_one():
     np.testing.assert_allclose(runs[2]["losses"], runs[1]["losses"], atol=1e-5)
     for name, value in runs[1]["weights"].items():
         np.testing.assert_allclose(runs[2]["weights"][name], value, atol=1e-5, err_msg=name)
+
+
+def test_fit_from_a_py_dataset():
+    """A keras.utils.PyDataset of dict batches (no tf.data): the way to feed fit on every backend."""
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self, inputs: dict, batch: int) -> None:
+            super().__init__()
+            self.inputs, self.batch = inputs, batch
+
+        def __len__(self) -> int:
+            return len(self.inputs["input_ids"]) // self.batch
+
+        def __getitem__(self, index: int) -> dict:
+            rows = slice(index * self.batch, (index + 1) * self.batch)
+            return {name: value[rows] for name, value in self.inputs.items()}
+
+    config = tiny_config(n_layers=1)
+    keras.utils.set_random_seed(0)
+    model = MODEL_CLASSES["XLMWithLMHeadModel"](config)
+    inputs = make_inputs(config, batch=8, seq_len=8, seed=3)
+    inputs.pop("lengths")
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=JIT)
+    losses = model.fit(Batches({**inputs, "labels": inputs["input_ids"]}, 4), epochs=3, verbose=0).history["loss"]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0], losses

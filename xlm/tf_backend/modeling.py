@@ -294,6 +294,10 @@ class TFXLMMainLayer(keras.layers.Layer):
                 probabilities / hidden states (the embeddings output first).
             return_dict: return a `BaseModelOutput` (default) or a tuple.
             training: dropout on (only then).
+
+        Inputs are checked as in the PyTorch stack, with its ValueError messages (`check_inputs`): eagerly
+        on every backend; under `jax.jit`, XLA or Keras' symbolic tracing only their shapes, since ids are
+        unknown values there (as under `torch.compile` in the PyTorch stack).
         """
         config = self.config
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
