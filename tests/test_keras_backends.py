@@ -28,14 +28,12 @@ BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(not _have(b), reason=f"{b} 
 @pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
                     reason="runs the other backends from the TensorFlow run")
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_keras_backend_suite(backend):
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "keras_backends",
-               "-W", "ignore::UserWarning", HERE]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=2400)
-    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+def test_keras_backend_suite(backend, backend_suites):
+    """The run started by conftest.py's `backend_suites` at the start of the session."""
+    code, out, err = backend_suites[backend].result()
+    summary = out.strip().splitlines()[-1] if out.strip() else ""
     print(f"KERAS_BACKEND={backend}: {summary}")
-    assert done.returncode == 0, f"KERAS_BACKEND={backend} tests failed:\n{done.stdout[-8000:]}\n{done.stderr[-2000:]}"
+    assert code == 0, f"KERAS_BACKEND={backend} tests failed:\n{out[-8000:]}\n{err[-2000:]}"
     assert " passed" in summary and " failed" not in summary, summary
 
 
