@@ -32,7 +32,11 @@ def require_keras() -> ModuleType:
     import importlib.util
     import os
 
-    if importlib.util.find_spec("keras") is None:
+    try:
+        found = importlib.util.find_spec("keras") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
         raise ImportError(_INSTALL["keras"])
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     try:

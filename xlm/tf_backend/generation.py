@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from xlm.generation_utils import BeamSearch, check_generate_arguments, merge_groups, prompt_lengths
-from xlm.tf_backend.backend import is_integer_dtype
+from xlm.tf_backend.backend import is_integer_dtype, tf_only
 from xlm.tf_backend.modeling import TFXLMCache
 
 ops = keras.ops
@@ -23,8 +23,7 @@ def filter_logits(logits: Any, top_k: int = 0, top_p: float = 1.0) -> Any:
         kth_best = ops.top_k(logits, top_k)[0][..., -1:]
         logits = ops.where(logits < kth_best, ops.cast(-np.inf, logits.dtype), logits)
     if top_p < 1.0:
-        # a stable descending order: ascending order of the negated scores (ties keep the lower id first)
-        order = ops.argsort(-logits, axis=-1)
+        order = _descending_order(logits)
         sorted_logits = ops.take_along_axis(logits, order, axis=-1)
         probs = ops.softmax(sorted_logits, axis=-1)
         # drop a token when the tokens before it already reach top_p
@@ -32,6 +31,13 @@ def filter_logits(logits: Any, top_k: int = 0, top_p: float = 1.0) -> Any:
         drop = ops.take_along_axis(drop_sorted, ops.argsort(order, axis=-1), axis=-1)
         logits = ops.where(drop, ops.cast(-np.inf, logits.dtype), logits)
     return logits
+
+
+def _descending_order(logits: Any) -> Any:
+    """Each row's ids by descending score, equal scores in id order on every backend."""
+    if tf_only is not None:
+        return tf_only.stable_argsort_descending(logits)  # Keras' argsort is not stable on TensorFlow
+    return ops.argsort(-logits, axis=-1)  # stable on JAX and torch
 
 
 class TFXLMGenerationMixin:

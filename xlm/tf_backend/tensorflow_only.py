@@ -11,7 +11,7 @@ its caller. What lives here:
 - `linear_cross_entropy` (a hand-written gradient) and `labelled_rows` (the labelled-rows LM loss);
 - `graph_input_assertions` / `after`: run-time input checks of traced (non-XLA) graphs;
 - `InferenceGraph`: repeated eager inference as one `tf.function`;
-- `batch_function`: the pipelines' shape-relaxed tf.function;
+- `batch_function`: the pipelines' shape-relaxed tf.function; `stable_argsort_descending` for top-p;
 - `serving_signature` and `replicas_in_sync` for SavedModel export and `tf.distribute`.
 """
 
@@ -295,6 +295,11 @@ def batch_function(forward: Any, names: list[str], gather: bool) -> Any:
     return tf.function(forward, input_signature=signature)
 
 
+def stable_argsort_descending(x: Any) -> Any:
+    """Indices sorting the last axis of `x` in descending order, equal values in index order."""
+    return tf.argsort(x, axis=-1, direction="DESCENDING", stable=True)
+
+
 def serving_signature(names: list[str], rank: int) -> dict[str, Any]:
     """int32 `tf.TensorSpec`s of any batch and sequence length, by input name."""
     spec = tf.TensorSpec([None] * rank, tf.int32)
@@ -321,4 +326,5 @@ __all__ = [
     "philox_uint32",
     "replicas_in_sync",
     "serving_signature",
+    "stable_argsort_descending",
 ]
