@@ -1,11 +1,12 @@
 import os
-import subprocess
 import sys
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+from xlm_testing import BackgroundRun  # noqa: E402
 
 
 def pytest_configure(config):
@@ -30,38 +31,23 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-class BackendSuite:
+def backend_suite(backend: str) -> BackgroundRun:
     """`pytest -m keras_backends tests/` with KERAS_BACKEND=`backend`, in the background from the start of
-    the run (it overlaps the rest, as the fit workers do), on one thread; `result()` waits for it."""
-
-    def __init__(self, backend: str) -> None:
-        here = os.path.dirname(os.path.abspath(__file__))
-        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": "1",
-               "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
-        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "keras_backends",
-                   "-W", "ignore::UserWarning", here]
-        self.process = subprocess.Popen(command, cwd=os.path.dirname(here), env=env, text=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self._result = None
-
-    def result(self) -> tuple[int, str, str]:
-        if self._result is None:
-            out, err = self.process.communicate(timeout=2400)
-            self._result = (self.process.returncode, out, err)
-        return self._result
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.communicate()
+    the run (it overlaps the rest, as the fit workers do), on one thread."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": "1",
+           "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "keras_backends",
+               "-W", "ignore::UserWarning", here]
+    return BackgroundRun(command, env, cwd=os.path.dirname(here))
 
 
 @pytest.fixture(scope="session", autouse=True)
 def backend_suites(request):
-    """{backend: BackendSuite}, started only when test_keras_backends.py's suite tests are in the run."""
+    """{backend: BackgroundRun of `backend_suite`}, started only when test_keras_backends.py's suite tests are in the run."""
     wanted = sorted({item.callspec.params["backend"] for item in request.session.items
                      if item.originalname == "test_keras_backend_suite"})
-    suites = {backend: BackendSuite(backend) for backend in wanted}
+    suites = {backend: backend_suite(backend) for backend in wanted}
     yield suites
     for suite in suites.values():
         suite.stop()

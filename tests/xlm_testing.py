@@ -65,3 +65,27 @@ def make_inputs(config: XLMConfig, batch: int = 3, seq_len: int = 11, seed: int 
         "token_type_ids": token_types,
         "position_ids": positions.astype(np.int64),
     }
+
+
+class BackgroundRun:
+    """A command started now in the background (stdout and stderr kept), for tests that collect it later:
+    `result()` waits for it and gives (exit code, stdout, stderr); `stop()` ends it if it still runs."""
+
+    def __init__(self, command: list[str], env: dict[str, str], cwd: str | None = None, timeout: float = 2400) -> None:
+        import subprocess
+
+        self.timeout = timeout
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        env=env, cwd=cwd)
+        self._result: tuple[int, str, str] | None = None
+
+    def result(self) -> tuple[int, str, str]:
+        if self._result is None:
+            out, err = self.process.communicate(timeout=self.timeout)
+            self._result = (self.process.returncode, out, err)
+        return self._result
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()

@@ -8,37 +8,27 @@ to the run time; test_tf_fit.py collects their results.
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
+
+from xlm_testing import BackgroundRun
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER_MODES = ("xla", "mirrored", "mirrored_resize")
 
 
-class FitWorker:
+class FitWorker(BackgroundRun):
     """A tf_fit_worker.py run in the background; `result()` waits for its JSON line."""
 
     def __init__(self, mode: str) -> None:
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        self.process = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "tf_fit_worker.py"), mode],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        )
-        self._result = None
+        super().__init__([sys.executable, os.path.join(HERE, "tf_fit_worker.py"), mode], env, timeout=900)
 
     def result(self) -> dict:
-        if self._result is None:
-            out, err = self.process.communicate(timeout=900)
-            assert self.process.returncode == 0, err[-3000:]
-            self._result = json.loads(out.strip().splitlines()[-1])
-        return self._result
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.communicate()
+        code, out, err = super().result()
+        assert code == 0, err[-3000:]
+        return json.loads(out.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="session", autouse=True)
