@@ -2,7 +2,7 @@
 
 `import xlm` needs neither framework: the config, tokenizer and checkpoint tools are
 backend-neutral, and model classes are imported from their stack on first use
-(`xlm.XLMModel` imports torch, `xlm.TFXLMModel` imports TensorFlow).
+(`xlm.XLMModel` imports torch, `xlm.TFXLMModel` imports Keras 3 and the backend KERAS_BACKEND names).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Every Keras class × config variant × padding mode against transformers 4.57.6 on the same weights:
-its PyTorch classes (outputs, hidden states, attentions, losses; on every Keras backend) and, where they
-exist, its TF classes (on TensorFlow)."""
+its PyTorch classes (outputs, hidden states, attentions, losses) and, where they exist, its TF classes;
+on every Keras backend."""
 
 import numpy as np
 import pytest
@@ -90,11 +90,12 @@ def test_beam_head_indices_equal_on_unpadded_inputs(variant, torch_one_thread):
     assert not np.isin(ours["start_top_index"], [0, 1]).any()  # p_mask excluded the first two tokens
 
 
-@pytest.mark.tf_only
+@pytest.mark.keras_backends
 @pytest.mark.parametrize("architecture", [a for a in ARCHITECTURES if a != "XLMForQuestionAnswering"])
 @pytest.mark.parametrize("variant", ["default", "multilang", "multilang_no_lang_emb", "causal", "relu"])
 def test_matches_transformers_tensorflow(variant, architecture):
-    import tensorflow as tf
+    """transformers' TF classes run on tf-keras (Keras 2), whatever backend Keras 3 runs ours on."""
+    tf = pytest.importorskip("tensorflow")
 
     config = tiny_config(variant)
     model = MODEL_CLASSES[architecture](config)
