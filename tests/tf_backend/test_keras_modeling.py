@@ -374,3 +374,10 @@ def test_shape_errors_under_jax_jit_raise_the_eager_messages():
         with pytest.raises(ValueError, match=re.escape(message)):
             run(state, inputs)
     assert run(state, {"input_ids": np.array([[5, 99, 7]])}).shape == (1, 3, 32)
+
+
+@pytest.mark.skipif(keras.backend.backend() == "tensorflow", reason="export runs on TensorFlow")
+def test_export_says_it_needs_tensorflow(tmp_path):
+    model = TFXLMModel(tiny_config())
+    with pytest.raises(RuntimeError, match="the serving signature \\(SavedModel export\\) needs Keras on TensorFlow"):
+        model.export(str(tmp_path / "served"))

@@ -745,13 +745,15 @@ class TFXLMPreTrainedModel(keras.Model):
 
     @property
     def input_signature(self) -> dict[str, Any]:
-        """Serving inputs (as transformers' TF models): int32 input_ids and attention_mask, and langs
-        when the model has language embeddings, with any batch and sequence length (`tf.TensorSpec`s on
-        TensorFlow, `keras.InputSpec`s elsewhere)."""
+        """Serving inputs (as transformers' TF models): int32 `tf.TensorSpec`s of input_ids and attention_mask,
+        and langs when the model has language embeddings, with any batch and sequence length. TensorFlow only
+        (SavedModel export)."""
+        if tf_only is None:
+            raise RuntimeError(
+                f"the serving signature (SavedModel export) needs Keras on TensorFlow; KERAS_BACKEND is {BACKEND!r}"
+            )
         names = ["input_ids", "attention_mask"] + (["langs"] if self.config.uses_lang_embeddings else [])
-        if tf_only is not None:
-            return tf_only.serving_signature(names, self.input_rank)
-        return {name: keras.InputSpec(shape=(None,) * self.input_rank, dtype="int32") for name in names}
+        return tf_only.serving_signature(names, self.input_rank)
 
     def export(self, filepath: Any, format: str = "tf_saved_model", verbose: Any = None,
                input_signature: Any = None, **kwargs: Any) -> Any:
