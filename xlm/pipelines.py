@@ -15,6 +15,7 @@ framework is recognised from the model's class without importing the one that is
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -252,9 +253,11 @@ class _KerasRunner:
             if self.backend == "torch":
                 import torch
 
-                with torch.no_grad():
-                    return np.asarray(ops.convert_to_numpy(self._forward(*args)), dtype=np.float32)
-            return np.asarray(ops.convert_to_numpy(self._forward(*args)), dtype=np.float32)
+                no_grad = torch.no_grad()
+            else:
+                no_grad = contextlib.nullcontext()
+            with no_grad:
+                return np.asarray(ops.convert_to_numpy(self._forward(*args)), dtype=np.float32)
         from xlm.tf_backend.tensorflow_only import batch_function
 
         key = (tuple(sorted(tensors)), gather is not None)
