@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from xlm import tokenizer as tokenizer_module
+from xlm.tokenizer.languages import _LanguagePipeline
 from xlm.hub import resolve_file
 from xlm.tokenizer import XLMTokenizer, read_merges
 
@@ -410,7 +410,7 @@ def test_custom_segmenters_match(ours_any_lang, lang, package):
     ("zh", "rjieba", "rjieba"), ("th", "pythainlp", "pythainlp.tokenize"), ("ja", "kytea", "Mykytea")])
 def test_missing_segmenter_is_a_clear_error(monkeypatch, lang, package, module):
     monkeypatch.setitem(sys.modules, module, None)
-    pipeline = tokenizer_module._LanguagePipeline(lang)
+    pipeline = _LanguagePipeline(lang)
     with pytest.raises(ImportError, match=f"pip install {package}"):
         pipeline.words("some text")
 

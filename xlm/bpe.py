@@ -9,7 +9,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Union
 
-from .tokenizer import DEFAULT_SPECIAL_TOKENS, _atomic_write, _json_dumps, pre_tokenize
+from .tokenizer import DEFAULT_SPECIAL_TOKENS, pre_tokenize
+from .tokenizer.files import _atomic_write, _json_dumps
 
 __all__ = ["count_words", "learn_bpe", "write_bpe_files", "read_bpe_files"]
 

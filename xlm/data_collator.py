@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from xlm.tokenizer import _tensor_converter
+from xlm.tokenizer.encoding import _tensor_converter
 
 LABEL_ALIASES = ("label", "label_ids")  # renamed to "labels", the models' argument
 
