@@ -144,7 +144,7 @@ def test_padding_waste_under_ten_percent_on_corpus(models, tokenizer, corpus):
     lengths = np.array([len(ids) for ids in tokenizer(texts)["input_ids"]])
     naive = sum(len(lengths[i : i + 32]) * lengths[i : i + 32].max() for i in range(0, len(texts), 32))
     assert 1 - lengths.sum() / naive > 0.4  # the corpus really is ragged in input order
-    extractor = xlm.pipeline("feature-extraction", model=models("torch"), tokenizer=tokenizer, batch_size=32)
+    extractor = xlm.pipeline("feature-extraction", return_tensors=True, model=models("torch"), tokenizer=tokenizer, batch_size=32)
     extractor(texts)
     stats = extractor.stats
     assert stats.sentences == len(texts) and stats.real_tokens == lengths.sum()
@@ -160,7 +160,7 @@ def test_padding_waste_under_ten_percent_on_corpus(models, tokenizer, corpus):
 def test_feature_extraction_equals_single_sentences(backend, models, tokenizer, corpus):
     model = models(backend)
     texts = corpus["en"][:24] + corpus["de"][:8]
-    extractor = xlm.pipeline("feature-extraction", model=model, tokenizer=tokenizer, batch_size=8, max_tokens=256)
+    extractor = xlm.pipeline("feature-extraction", return_tensors=True, model=model, tokenizer=tokenizer, batch_size=8, max_tokens=256)
     assert extractor.framework == backend
     features = extractor(texts)
     assert extractor.stats.batches > 1 and extractor.stats.padding_waste < 0.1
@@ -168,7 +168,8 @@ def test_feature_extraction_equals_single_sentences(backend, models, tokenizer, 
     worst = 0.0
     for text, got in zip(texts, features):
         want = _forward(model, tokenizer, text)["last_hidden_state"]
-        assert got.shape == want.shape  # padding stripped: one row per real token
+        assert got.shape == (1, *want.shape)  # transformers' shape; padding stripped: one row per real token
+        got = got[0]
         worst = max(worst, float(np.abs(got - want).max()))
     assert worst <= TOL
 
@@ -176,7 +177,7 @@ def test_feature_extraction_equals_single_sentences(backend, models, tokenizer, 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_results_come_back_in_input_order(backend, models, tokenizer, corpus):
     texts = corpus["fr"][:30]
-    extractor = xlm.pipeline("feature-extraction", model=models(backend), tokenizer=tokenizer, batch_size=4)
+    extractor = xlm.pipeline("feature-extraction", return_tensors=True, model=models(backend), tokenizer=tokenizer, batch_size=4)
     forward = extractor(texts)
     permutation = np.random.default_rng(1).permutation(len(texts))
     shuffled = extractor([texts[i] for i in permutation])
@@ -189,26 +190,26 @@ def test_results_come_back_in_input_order(backend, models, tokenizer, corpus):
 def test_pooling(models, tokenizer, corpus):
     texts = corpus["en"][:10]
     model = models("torch")
-    full = xlm.pipeline("feature-extraction", model=model, tokenizer=tokenizer)(texts)
-    mean = xlm.pipeline("feature-extraction", model=model, tokenizer=tokenizer, pooling="mean")(texts)
-    first = xlm.pipeline("feature-extraction", model=model, tokenizer=tokenizer)(texts, pooling="first")
+    full = xlm.pipeline("feature-extraction", return_tensors=True, model=model, tokenizer=tokenizer)(texts)
+    mean = xlm.pipeline("feature-extraction", return_tensors=True, model=model, tokenizer=tokenizer, pooling="mean")(texts)
+    first = xlm.pipeline("feature-extraction", return_tensors=True, model=model, tokenizer=tokenizer)(texts, pooling="first")
     for f, m, s in zip(full, mean, first):
-        assert m.shape == s.shape == (model.config.emb_dim,)
-        np.testing.assert_allclose(m, f.mean(axis=0), atol=1e-6, rtol=0)
-        np.testing.assert_array_equal(s, f[0])
+        assert m.shape == s.shape == (1, model.config.emb_dim)
+        np.testing.assert_allclose(m[0], f[0].mean(axis=0), atol=1e-6, rtol=0)
+        np.testing.assert_array_equal(s[0], f[0, 0])
     with pytest.raises(ValueError, match="pooling must be one of"):
-        xlm.pipeline("feature-extraction", model=model, tokenizer=tokenizer, pooling="max")
+        xlm.pipeline("feature-extraction", return_tensors=True, model=model, tokenizer=tokenizer, pooling="max")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_feature_extraction_on_a_head_model_gives_encoder_states(backend, models, tokenizer, corpus):
     texts = corpus["en"][:6]
     lm = models(backend, head="lm")
-    extractor = xlm.pipeline("feature-extraction", model=lm, tokenizer=tokenizer)
+    extractor = xlm.pipeline("feature-extraction", return_tensors=True, model=lm, tokenizer=tokenizer)
     assert extractor.route == "encoder"  # the LM head's output layer is skipped
     for text, states in zip(texts, extractor(texts)):
         want = _forward(lm, tokenizer, text, hidden_states=True)["hidden_states"]
-        np.testing.assert_allclose(states, want, atol=TOL, rtol=0)
+        np.testing.assert_allclose(states[0], want, atol=TOL, rtol=0)
 
 
 def test_transformers_models_work_too(models, tokenizer, corpus, tmp_path):
@@ -225,9 +226,9 @@ def test_transformers_models_work_too(models, tokenizer, corpus, tmp_path):
         for got_masks, ref_masks in zip(_as_lists(got), _as_lists(ref)):
             assert [c["token"] for c in got_masks] == [c["token"] for c in ref_masks]
             np.testing.assert_allclose([c["score"] for c in got_masks], [c["score"] for c in ref_masks], atol=TOL)
-    extractor = xlm.pipeline("feature-extraction", model=theirs, tokenizer=tokenizer, batch_size=4)
+    extractor = xlm.pipeline("feature-extraction", return_tensors=True, model=theirs, tokenizer=tokenizer, batch_size=4)
     assert extractor.route == "hidden_states"
-    ref = xlm.pipeline("feature-extraction", model=ours, tokenizer=tokenizer)(texts)
+    ref = xlm.pipeline("feature-extraction", return_tensors=True, model=ours, tokenizer=tokenizer)(texts)
     for got, want_states in zip(extractor(texts), ref):
         np.testing.assert_allclose(got, want_states, atol=TOL, rtol=0)
 
@@ -335,11 +336,11 @@ def test_lang_per_input(models, tokenizer, corpus):
     model = models("torch", variant="multilang")
     texts = corpus["en"][:5] + corpus["de"][:5]
     langs = ["en"] * 5 + ["de"] * 5
-    extractor = xlm.pipeline("feature-extraction", model=model, tokenizer=tokenizer)
+    extractor = xlm.pipeline("feature-extraction", return_tensors=True, model=model, tokenizer=tokenizer)
     mixed = extractor(texts, lang=langs)
     for text, lang, got in zip(texts, langs, mixed):
         want = _forward(model, tokenizer, text, lang, tokenizer.lang2id[lang])["last_hidden_state"]
-        np.testing.assert_allclose(got, want, atol=TOL, rtol=0)
+        np.testing.assert_allclose(got[0], want, atol=TOL, rtol=0)
     with pytest.raises(ValueError, match="lang has 2 entries for 10 inputs"):
         extractor(texts, lang=["en", "de"])
     with pytest.raises(ValueError, match="unknown language 'xx'; this model knows de, en, fr"):
@@ -351,30 +352,30 @@ def test_lang_per_input(models, tokenizer, corpus):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_empty_input_list(backend, models, tokenizer):
-    extractor = xlm.pipeline("feature-extraction", model=models(backend), tokenizer=tokenizer)
+    extractor = xlm.pipeline("feature-extraction", return_tensors=True, model=models(backend), tokenizer=tokenizer)
     assert extractor([]) == []
     assert extractor.stats == PipelineStats() and extractor.stats.padding_waste == 0.0
 
 
 def test_bad_task_and_bad_model(models, tokenizer):
-    with pytest.raises(ValueError, match="unknown task 'translation'; supported tasks: feature-extraction, fill-mask"):
+    with pytest.raises(ValueError, match="unknown task 'translation'; supported tasks: feature-extraction, fill-mask, text-classification"):
         xlm.pipeline("translation", model=models("torch"), tokenizer=tokenizer)
     with pytest.raises(TypeError, match="model must be a PyTorch module .* or a Keras model .*got builtins.dict"):
-        xlm.pipeline("feature-extraction", model={}, tokenizer=tokenizer)
+        xlm.pipeline("feature-extraction", return_tensors=True, model={}, tokenizer=tokenizer)
     with pytest.raises(ValueError, match="a tokenizer is needed"):
-        xlm.pipeline("feature-extraction", model=models("torch"))
+        xlm.pipeline("feature-extraction", return_tensors=True, model=models("torch"))
     with pytest.raises(TypeError, match="input 1 must be a string, got int"):
-        xlm.pipeline("feature-extraction", model=models("torch"), tokenizer=tokenizer)(["fine", 3])
+        xlm.pipeline("feature-extraction", return_tensors=True, model=models("torch"), tokenizer=tokenizer)(["fine", 3])
 
 
 def test_too_long_input(models, tokenizer):
     model = models("torch")
     long_text = " ".join(["documentation"] * 400)
-    extractor = xlm.pipeline("feature-extraction", model=model, tokenizer=tokenizer)
+    extractor = xlm.pipeline("feature-extraction", return_tensors=True, model=model, tokenizer=tokenizer)
     with pytest.raises(ValueError, match=r"input 1 has \d+ tokens, more than max_position_embeddings = 256"):
         extractor(["short", long_text])
-    truncated = xlm.pipeline("feature-extraction", model=model, tokenizer=tokenizer, truncation=True)(long_text)
-    assert truncated.shape == (256, model.config.emb_dim)
+    truncated = xlm.pipeline("feature-extraction", return_tensors=True, model=model, tokenizer=tokenizer, truncation=True)(long_text)
+    assert truncated.shape == (1, 256, model.config.emb_dim)
 
 
 def test_pipeline_is_the_function_after_importing_its_module():

@@ -1,4 +1,4 @@
-"""Batched inference over many sentences: `xlm.pipeline("feature-extraction" | "fill-mask", ...)`.
+"""What every pipeline shares: the batch plan, the two frameworks' runners and the Pipeline base.
 
 The usual recipe (tokenizer(padding=True) on batches of 32 in input order, then the model) spends
 most of its compute on padding when sentence lengths vary, as they do in real text. A pipeline
@@ -16,6 +16,7 @@ framework is recognised from the model's class without importing the one that is
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,8 +24,6 @@ from typing import Any
 
 import numpy as np
 
-TASKS = ("feature-extraction", "fill-mask")
-POOLINGS = (None, "mean", "first")
 KERAS_MODES = ("function", "eager")
 
 
@@ -158,8 +157,9 @@ def _is_our_head_model(model: Any) -> bool:
 #   "hidden_states": the last of all hidden states of a foreign head model;
 #   "logits": the LM head's scores at the gathered positions;
 #   "encoder+head": our LM head split in two, the output layer applied to the gathered positions
-#       only (saves most of its time, and batch × length × vocab logits of memory).
-ROUTES = ("encoder", "hidden_states", "logits", "encoder+head")
+#       only (saves most of its time, and batch × length × vocab logits of memory);
+#   "outputs": the model's own forward, named output fields read back (the task heads).
+ROUTES = ("encoder", "hidden_states", "logits", "encoder+head", "outputs")
 
 
 def _route(model: Any, task: str) -> str:
@@ -170,22 +170,98 @@ def _route(model: Any, task: str) -> str:
                 f"got {type(model).__name__}"
             )
         return "encoder+head" if _is_our_head_model(model) and hasattr(model, "pred_layer") else "logits"
+    if task != "feature-extraction":
+        return "outputs"
     if _is_base_model(model) or _is_our_head_model(model):
         return "encoder"
     return "hidden_states"
 
 
+def require_head(model: Any, task: str, *heads: str) -> None:
+    """A TypeError unless the model's class (either stack, or transformers') is one of `heads`."""
+    names = {name for _, name in _class_names(model)}
+    if not any(head in names or "TF" + head in names for head in heads):
+        raise TypeError(f"{task} needs a model of class {' or '.join(heads)} (or its TF twin), got {type(model).__name__}")
+
+
+# --- devices ------------------------------------------------------------------------------------
+
+
+def parse_device(device: Any) -> tuple[str, int]:
+    """("cpu", 0) or ("cuda", index) from transformers' device values: -1, "cpu", 0, "cuda:1", "gpu", a torch.device."""
+    if device is None:
+        return "cpu", 0
+    if isinstance(device, bool) or not isinstance(device, (int, str)) and type(device).__name__ != "device":
+        raise TypeError(f"device must be -1, a GPU index, 'cpu', 'cuda[:n]' or a torch.device, got {device!r}")
+    if isinstance(device, int):
+        if device < -1:
+            raise ValueError(f"device must be -1 (CPU) or a GPU index >= 0, got {device}")
+        return ("cpu", 0) if device == -1 else ("cuda", device)
+    text = str(device).lower()
+    match = re.fullmatch(r"(cpu|cuda|gpu)(?::(\d+))?", text)
+    if match is None:
+        raise ValueError(f"device must be -1, a GPU index, 'cpu', 'cuda[:n]' or a torch.device, got {device!r}")
+    kind, index = match.group(1), int(match.group(2) or 0)
+    return ("cpu", 0) if kind == "cpu" else ("cuda", index)
+
+
+def _gpu_count(framework: str) -> int:
+    if framework == "torch":
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return len(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        return sum(d.platform == "gpu" for d in jax.devices())
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def check_device(device: Any, framework: str) -> tuple[str, int]:
+    """The parsed device, or a clear error when it names a GPU this machine (or framework) lacks."""
+    kind, index = parse_device(device)
+    if kind == "cuda":
+        count = _gpu_count(framework)
+        if index >= count:
+            found = "no GPU is visible" if count == 0 else f"only {count} GPU(s) are visible"
+            raise ValueError(f"device={device!r} asks for GPU {index}, but {found} to {framework} (CUDA absent?); use device='cpu' or -1")
+    return kind, index
+
+
+# --- framework runners --------------------------------------------------------------------------
+
+
+def _squeeze_cls_index(inputs: dict[str, Any], reshape: Any) -> dict[str, Any]:
+    """cls_index travels as (batch, 1) so every input has the runners' (batch, length) rank."""
+    if "cls_index" in inputs:
+        inputs = dict(inputs, cls_index=reshape(inputs["cls_index"], (-1,)))
+    return inputs
+
+
 class _TorchRunner:
     """Runs a PyTorch model (put in eval mode) on numpy batches under inference_mode."""
 
-    def __init__(self, model: Any, route: str) -> None:
+    def __init__(self, model: Any, route: str, device: tuple[str, int] = ("cpu", 0)) -> None:
         import torch
 
         self.torch = torch
         self.model = model.eval()
         self.route = route
-        param = next(model.parameters(), None)
-        self.device = param.device if param is not None else torch.device("cpu")
+        if device[0] == "cuda":
+            self.device = torch.device("cuda", device[1])
+            model.to(self.device)
+        else:
+            param = next(model.parameters(), None)
+            self.device = param.device if param is not None else torch.device("cpu")
 
     def __call__(self, inputs: dict[str, np.ndarray], gather: np.ndarray | None = None) -> np.ndarray:
         """Hidden states (batch, length, dim), or scores (n, vocab) at the (row, position) pairs of `gather`."""
@@ -206,6 +282,18 @@ class _TorchRunner:
                     result = model.pred_layer(result)[0]
             return result.float().cpu().numpy()
 
+    def outputs(self, inputs: dict[str, np.ndarray], keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """The model's output fields `keys` on one batch (floats as float32)."""
+        torch = self.torch
+        with torch.inference_mode():
+            x = {k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()}
+            out = self.model(**_squeeze_cls_index(x, torch.reshape), return_dict=True)
+            result = {}
+            for key in keys:
+                value = out[key]
+                result[key] = (value.float() if value.is_floating_point() else value).cpu().numpy()
+            return result
+
 
 class _KerasRunner:
     """Runs a Keras model on numpy batches with training=False, on any Keras backend.
@@ -215,16 +303,18 @@ class _KerasRunner:
     runs op by op (under `torch.no_grad()` on torch).
     """
 
-    def __init__(self, model: Any, route: str, mode: str = "function") -> None:
+    def __init__(self, model: Any, route: str, mode: str = "function", device: tuple[str, int] = ("cpu", 0)) -> None:
         import keras
 
         if mode not in KERAS_MODES:
             raise ValueError(f"keras_mode must be one of {KERAS_MODES}, got {mode!r}")
+        self.keras = keras
         self.backend = keras.backend.backend()
         self.ops = keras.ops
         self.model = model
         self.route = route
         self.mode = mode if self.backend == "tensorflow" else "eager"
+        self.device_name = "gpu:%d" % device[1] if device[0] == "cuda" else None
         self._functions: dict[tuple, Any] = {}
 
     def _forward(self, inputs: dict[str, Any], gather: Any = None) -> Any:
@@ -244,39 +334,72 @@ class _KerasRunner:
                 result = model.pred_layer(result)[0]
         return result
 
+    def _scope(self) -> Any:
+        """No-grad on torch, and the GPU asked for (if any)."""
+        stack = contextlib.ExitStack()
+        if self.device_name is not None:
+            stack.enter_context(self.keras.device(self.device_name))
+        if self.backend == "torch":
+            import torch
+
+            stack.enter_context(torch.no_grad())
+        return stack
+
+    def _call(self, forward: Any, key: tuple, tensors: dict[str, Any], *extra: Any) -> Any:
+        if self.mode == "eager":
+            return forward(tensors, *extra)
+        from xlm.tf_backend.tensorflow_only import batch_function
+
+        fn = self._functions.get(key)
+        if fn is None:
+            fn = self._functions[key] = batch_function(forward, list(tensors), bool(extra))
+        return fn(tensors, *extra)
+
     def __call__(self, inputs: dict[str, np.ndarray], gather: np.ndarray | None = None) -> np.ndarray:
         """Hidden states (batch, length, dim), or scores (n, vocab) at the (row, position) pairs of `gather`."""
         ops = self.ops
-        tensors = {k: ops.convert_to_tensor(v.astype(np.int32)) for k, v in inputs.items()}
-        args = (tensors,) if gather is None else (tensors, ops.convert_to_tensor(gather.astype(np.int32)))
-        if self.mode == "eager":
-            if self.backend == "torch":
-                import torch
+        with self._scope():
+            tensors = {k: ops.convert_to_tensor(v.astype(np.int32)) for k, v in inputs.items()}
+            extra = () if gather is None else (ops.convert_to_tensor(gather.astype(np.int32)),)
+            result = self._call(self._forward, (tuple(sorted(tensors)), gather is not None), tensors, *extra)
+            return np.asarray(ops.convert_to_numpy(result), dtype=np.float32)
 
-                no_grad = torch.no_grad()
-            else:
-                no_grad = contextlib.nullcontext()
-            with no_grad:
-                return np.asarray(ops.convert_to_numpy(self._forward(*args)), dtype=np.float32)
-        from xlm.tf_backend.tensorflow_only import batch_function
+    def outputs(self, inputs: dict[str, np.ndarray], keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """The model's output fields `keys` on one batch (floats as float32)."""
+        ops, keys = self.ops, tuple(keys)
 
-        key = (tuple(sorted(tensors)), gather is not None)
-        fn = self._functions.get(key)
-        if fn is None:
-            fn = self._functions[key] = batch_function(self._forward, list(tensors), gather is not None)
-        return np.asarray(fn(*args).numpy(), dtype=np.float32)
+        def forward(tensors: dict[str, Any]) -> dict[str, Any]:
+            out = self.model(**_squeeze_cls_index(tensors, ops.reshape), training=False, return_dict=True)
+            return {key: out[key] for key in keys}
+
+        with self._scope():
+            tensors = {k: ops.convert_to_tensor(v.astype(np.int32)) for k, v in inputs.items()}
+            result = self._call(forward, ("outputs", tuple(sorted(tensors)), keys), tensors)
+            arrays = {k: np.asarray(ops.convert_to_numpy(v)) for k, v in result.items()}
+        return {k: v.astype(np.float32) if np.issubdtype(v.dtype, np.floating) else v for k, v in arrays.items()}
 
 
 # --- pipelines ----------------------------------------------------------------------------------
 
 
+@dataclass
+class Features:
+    """The model's input rows of one call: token ids (and token types) per row, the input each row
+    came from (`owner`), and the row's language id (None: no `langs` input)."""
+
+    ids: list[list[int]]
+    types: list[list[int]] | None
+    lang_ids: list[int | None]
+    owner: list[int]
+
+
 class Pipeline:
-    """Length-grouped batched inference; subclasses say what comes out of each sentence.
+    """Length-grouped batched inference; subclasses say what goes in and what comes out.
 
     Args:
         model: an XLM model of either stack (set to eval mode for PyTorch).
         tokenizer: an XLMTokenizer (any tokenizer with the same `__call__` works).
-        batch_size: most sentences in one batch.
+        batch_size: most sentences in one batch (may also be given per call).
         max_tokens: most padded tokens (sentences × longest) in one batch. On CPU this cap, not
             `batch_size`, should bind: a matmul over fewer than ~1,000 token rows runs well below
             the machine's rate, so short sentences are worth batching by the hundred.
@@ -287,6 +410,8 @@ class Pipeline:
         truncation: cut sentences longer than the model's `max_position_embeddings` instead of
             raising.
         keras_mode: "function" (tf.function over unknown shapes, the default) or "eager".
+        device: where the model runs, as transformers takes it: -1 or "cpu", a GPU index, "cuda:1",
+            a torch.device; a GPU that is not there is a ValueError.
     """
 
     task: str = ""
@@ -302,6 +427,7 @@ class Pipeline:
         lang: str | None = None,
         truncation: bool = False,
         keras_mode: str = "function",
+        device: Any = None,
     ) -> None:
         self.framework = detect_framework(model)
         self.model = model
@@ -314,11 +440,12 @@ class Pipeline:
         self.lang = lang
         self.truncation = truncation
         plan_batches([], batch_size, max_tokens, max_padding, batch_overhead)  # validates the limits
+        self.device = check_device(device, self.framework)
         self.route = _route(model, self.task)  # one of ROUTES
         self._runner = (
-            _TorchRunner(model, self.route)
+            _TorchRunner(model, self.route, self.device)
             if self.framework == "torch"
-            else _KerasRunner(model, self.route, keras_mode)
+            else _KerasRunner(model, self.route, keras_mode, self.device)
         )
         pad = getattr(tokenizer, "pad_token_id", None)
         self.pad_id = int(pad if pad is not None else self.config.pad_index)
@@ -351,26 +478,45 @@ class Pipeline:
         return ids
 
     # --- tokenisation ---------------------------------------------------------------------------
-    def _tokenize(self, texts: list[str], langs: list[str | None]) -> tuple[list[list[int]], list[list[int]] | None]:
-        """Token ids (and token type ids, when the tokenizer gives them) of every text, in order."""
+    def _encode(
+        self,
+        examples: list[Any],
+        langs: list[str | None],
+        add_special_tokens: bool = True,
+        offsets: bool = False,
+        truncate: bool | str | None = None,
+        special_mask: bool = False,
+    ) -> dict[str, list]:
+        """The tokenizer's input_ids (and token_type_ids, offset_mapping) of every example (a text or a
+        (text, text_pair) tuple), in order; one tokenizer call per language."""
         groups: dict[str | None, list[int]] = {}
         for i, lang in enumerate(langs):
             groups.setdefault(lang, []).append(i)
-        ids: list[list[int]] = [[] for _ in texts]
-        types: list[list[int]] | None = [[] for _ in texts]
-        kwargs: dict[str, Any] = {"add_special_tokens": True, "return_attention_mask": False}
-        if self.truncation:
-            kwargs.update(truncation=True, max_length=self.config.max_position_embeddings)
+        columns: dict[str, list] = {}
+        kwargs: dict[str, Any] = {"add_special_tokens": add_special_tokens, "return_attention_mask": False}
+        if offsets:
+            kwargs["return_offsets_mapping"] = True
+        if special_mask:
+            kwargs["return_special_tokens_mask"] = True
+        strategy = self.truncation if truncate is None else truncate
+        if strategy:
+            kwargs.update(truncation=strategy if isinstance(strategy, str) else True,
+                          max_length=self.config.max_position_embeddings)
         for lang, members in groups.items():
             extra = {} if lang is None else {"lang": lang}
-            encoded = self.tokenizer([texts[i] for i in members], **kwargs, **extra)
-            group_types = encoded.get("token_type_ids") if hasattr(encoded, "get") else None
-            if group_types is None:
-                types = None
-            for j, i in enumerate(members):
-                ids[i] = list(encoded["input_ids"][j])
-                if types is not None:
-                    types[i] = list(group_types[j])
+            encoded = self.tokenizer([examples[i] for i in members], **kwargs, **extra)
+            for key in ("input_ids", "token_type_ids", "offset_mapping", "special_tokens_mask"):
+                value = encoded.get(key) if hasattr(encoded, "get") else None
+                if value is None:
+                    continue
+                column = columns.setdefault(key, [None] * len(examples))
+                for j, i in enumerate(members):
+                    column[i] = [tuple(x) for x in value[j]] if key == "offset_mapping" else list(value[j])
+        if any(x is None for column in columns.values() for x in column):  # a key only some groups gave
+            columns.pop("token_type_ids", None)
+        return columns
+
+    def _check_length(self, ids: list[list[int]]) -> None:
         limit = self.config.max_position_embeddings
         for i, seq in enumerate(ids):
             if len(seq) > limit:
@@ -378,7 +524,13 @@ class Pipeline:
                     f"input {i} has {len(seq)} tokens, more than max_position_embeddings = {limit}; "
                     f"pass truncation=True to cut it"
                 )
-        return ids, types
+
+    def _tokenize(self, texts: list[Any], langs: list[str | None]) -> tuple[list[list[int]], list[list[int]] | None]:
+        """Token ids (and token type ids, when the tokenizer gives them) of every text, in order."""
+        columns = self._encode(texts, langs)
+        ids = columns.get("input_ids", [[] for _ in texts])
+        self._check_length(ids)
+        return ids, columns.get("token_type_ids")
 
     # --- batching -------------------------------------------------------------------------------
     def _pack(
@@ -419,12 +571,52 @@ class Pipeline:
             raise ValueError("lang must name a language for every input or for none")
         return langs
 
-    def _run(self, inputs: str | Sequence[str], lang: str | Sequence[str | None] | None, **options: Any) -> Any:
+    @staticmethod
+    def _texts(inputs: Any) -> tuple[list[str], bool]:
+        """The input texts as a list, and whether one string was given."""
         single = isinstance(inputs, str)
         texts = [inputs] if single else list(inputs)
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"input {i} must be a string, got {type(text).__name__}")
+        return texts, single
+
+    def _execute(
+        self,
+        features: Features,
+        stats: PipelineStats,
+        start: float,
+        batch_size: int | None = None,
+        max_padding: float | None = None,
+        **options: Any,
+    ) -> list[Any]:
+        """Run every feature row through `_process`, batch by length-grouped batch; per-row results."""
+        batch_size = self.batch_size if batch_size is None else batch_size
+        max_padding = self.max_padding if max_padding is None else max_padding
+        ids = features.ids
+        results: list[Any] = [None] * len(ids)
+        if ids:
+            for rows in plan_batches([len(x) for x in ids], batch_size, self.max_tokens, max_padding, self.batch_overhead):
+                batch = self._pack(rows, ids, features.types, features.lang_ids)
+                stats.batches += 1
+                stats.padded_tokens += batch["input_ids"].size
+                stats.real_tokens += sum(len(ids[i]) for i in rows)
+                tick = time.perf_counter()
+                self._process(batch, rows, ids, results, **options)
+                stats.model_seconds += time.perf_counter() - tick
+        stats.total_seconds = time.perf_counter() - start
+        self.stats = stats
+        return results
+
+    def _run(
+        self,
+        inputs: str | Sequence[str],
+        lang: str | Sequence[str | None] | None,
+        batch_size: int | None = None,
+        **options: Any,
+    ) -> Any:
+        """One result per text, the texts' own tokenisation as the model's rows."""
+        texts, single = self._texts(inputs)
         stats = PipelineStats(sentences=len(texts))
         start = time.perf_counter()
         langs = self._normalise_langs(len(texts), lang)
@@ -435,19 +627,8 @@ class Pipeline:
         ids, types = self._tokenize(texts, langs)
         stats.tokenize_seconds = time.perf_counter() - start
         self._check_inputs(ids)
-        results: list[Any] = [None] * len(texts)
-        for rows in plan_batches(
-            [len(x) for x in ids], self.batch_size, self.max_tokens, self.max_padding, self.batch_overhead
-        ):
-            batch = self._pack(rows, ids, types, lang_ids)
-            stats.batches += 1
-            stats.padded_tokens += batch["input_ids"].size
-            stats.real_tokens += sum(len(ids[i]) for i in rows)
-            tick = time.perf_counter()
-            self._process(batch, rows, ids, results, **options)
-            stats.model_seconds += time.perf_counter() - tick
-        stats.total_seconds = time.perf_counter() - start
-        self.stats = stats
+        features = Features(ids, types, lang_ids, list(range(len(texts))))
+        results = self._execute(features, stats, start, batch_size, **options)
         return results[0] if single else results
 
     def _check_inputs(self, ids: list[list[int]]) -> None:
@@ -456,7 +637,7 @@ class Pipeline:
     def _process(
         self, batch: dict[str, np.ndarray], rows: np.ndarray, ids: list[list[int]], results: list, **options: Any
     ) -> None:
-        """Run one packed batch and store each of its sentences' results at its input index."""
+        """Run one packed batch and store each of its rows' results at the row's index."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -467,183 +648,11 @@ class Pipeline:
         )
 
 
-class FeatureExtractionPipeline(Pipeline):
-    """Hidden states of every sentence's real tokens (specials included), or one pooled vector.
-
-    Calling it returns, per input, a float32 array of shape (tokens, hidden size), or (hidden size,)
-    with `pooling="mean"` (average over the real tokens) or `pooling="first"` (the `<s>` token).
-    Head models give their encoder's last hidden states.
-    """
-
-    task = "feature-extraction"
-
-    def __init__(self, model: Any, tokenizer: Any, pooling: str | None = None, **kwargs: Any) -> None:
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        self.pooling = pooling
-        super().__init__(model, tokenizer, **kwargs)
-
-    def __call__(
-        self, inputs: str | Sequence[str], lang: str | Sequence[str] | None = None, pooling: str | None = None
-    ) -> np.ndarray | list[np.ndarray]:
-        """Features of one text (an array) or of a list of texts (a list of arrays, input order)."""
-        pooling = self.pooling if pooling is None else pooling
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        return self._run(inputs, lang, pooling=pooling)
-
-    def _process(self, batch, rows, ids, results, pooling=None) -> None:
-        hidden = self._runner(batch)
-        for r, i in enumerate(rows):
-            states = hidden[r, : len(ids[i])]
-            if pooling == "mean":
-                results[i] = states.mean(axis=0)
-            elif pooling == "first":
-                results[i] = states[0].copy()
-            else:
-                results[i] = np.ascontiguousarray(states)
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Softmax in float32 as transformers' pipelines compute it (max-shifted exp over the sum)."""
+    shifted = np.exp(x - x.max(axis=axis, keepdims=True))
+    return shifted / shifted.sum(axis=axis, keepdims=True)
 
 
-class FillMaskPipeline(Pipeline):
-    """Top-k tokens and their probabilities for each mask token of each sentence.
-
-    Results follow transformers' fill-mask pipeline: per input, a list of `top_k` dicts
-    {"score", "token", "token_str", "sequence"} when it holds one mask, a list of such lists (one
-    per mask, left to right) when it holds several. Needs an LM-head model.
-    """
-
-    task = "fill-mask"
-
-    def __init__(self, model: Any, tokenizer: Any, top_k: int = 5, **kwargs: Any) -> None:
-        self.top_k = top_k
-        super().__init__(model, tokenizer, **kwargs)
-        mask = getattr(tokenizer, "mask_token_id", None)
-        self.mask_id = int(mask if mask is not None else self.config.mask_index)
-        self.mask_token = getattr(tokenizer, "mask_token", None) or f"id {self.mask_id}"
-
-    def __call__(
-        self, inputs: str | Sequence[str], lang: str | Sequence[str] | None = None, top_k: int | None = None
-    ) -> list:
-        """Predictions for one text or for a list of texts (input order)."""
-        top_k = self.top_k if top_k is None else top_k
-        if top_k < 1:
-            raise ValueError(f"top_k must be at least 1, got {top_k}")
-        return self._run(inputs, lang, top_k=top_k)
-
-    def fill_mask(self, text: str | Sequence[str], lang: str | Sequence[str] | None = None, top_k: int = 5) -> list:
-        """The `top_k` most likely tokens at each mask of `text` (see the class docstring)."""
-        return self(text, lang=lang, top_k=top_k)
-
-    def _check_inputs(self, ids: list[list[int]]) -> None:
-        for i, seq in enumerate(ids):
-            if self.mask_id not in seq:
-                raise ValueError(f"input {i} holds no mask token ({self.mask_token}); fill-mask needs at least one")
-
-    def _process(self, batch, rows, ids, results, top_k=5) -> None:
-        positions = np.argwhere(batch["input_ids"] == self.mask_id)  # (n, 2): row, position; row-major
-        logits = self._runner(batch, gather=positions)
-        top_k = min(top_k, logits.shape[-1])
-        logits = logits - logits.max(axis=-1, keepdims=True)
-        probs = np.exp(logits)
-        probs /= probs.sum(axis=-1, keepdims=True)
-        top = np.argpartition(-probs, top_k - 1, axis=-1)[:, :top_k]
-        top_probs = np.take_along_axis(probs, top, axis=-1)
-        order = np.argsort(-top_probs, axis=-1, kind="stable")
-        top, top_probs = np.take_along_axis(top, order, -1), np.take_along_axis(top_probs, order, -1)
-        per_row: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}
-        for (row, pos), token_ids, scores in zip(positions, top, top_probs):
-            per_row.setdefault(int(row), []).append((int(pos), token_ids, scores))
-        decode = self.tokenizer.decode
-        for r, i in enumerate(rows):
-            masks = per_row[r]
-            single = len(masks) == 1
-            seq = np.asarray(ids[i])
-            answers = []
-            for pos, token_ids, scores in masks:
-                row = []
-                for token, score in zip(token_ids.tolist(), scores.tolist()):
-                    filled = seq.copy()
-                    filled[pos] = token
-                    row.append(
-                        {
-                            "score": score,
-                            "token": token,
-                            "token_str": decode([token]),
-                            "sequence": decode(filled.tolist(), skip_special_tokens=single),
-                        }
-                    )
-                answers.append(row)
-            results[i] = answers[0] if single else answers
-
-
-_PIPELINES: dict[str, type[Pipeline]] = {
-    "feature-extraction": FeatureExtractionPipeline,
-    "fill-mask": FillMaskPipeline,
-}
-_MODEL_CLASSES = {
-    ("feature-extraction", "torch"): "XLMModel",
-    ("feature-extraction", "keras"): "TFXLMModel",
-    ("fill-mask", "torch"): "XLMWithLMHeadModel",
-    ("fill-mask", "keras"): "TFXLMWithLMHeadModel",
-}
-
-
-def _default_framework() -> str:
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is not None:
-        return "torch"
-    if importlib.util.find_spec("keras") is not None:
-        return "keras"
-    raise ImportError("neither PyTorch nor Keras is installed: `pip install 'xlm[torch]'`, `'xlm[tf]'` or `'xlm[jax]'`")
-
-
-def pipeline(
-    task: str,
-    model: Any,
-    tokenizer: Any = None,
-    batch_size: int = 256,
-    framework: str | None = None,
-    **kwargs: Any,
-) -> Pipeline:
-    """Build a batched inference pipeline for `task` ("feature-extraction" or "fill-mask").
-
-    Args:
-        task: "feature-extraction" (hidden states per sentence, or pooled) or "fill-mask".
-        model: a model of either stack, or a directory / hub id to load one from.
-        tokenizer: an XLMTokenizer or a directory to load one from (default: `model`'s directory).
-        batch_size: most sentences per batch.
-        framework: "torch" or "keras" when `model` is a path (default: torch if installed).
-        **kwargs: the Pipeline options (max_tokens, max_padding, batch_overhead, lang, truncation,
-            keras_mode) and the task's own (pooling for feature-extraction, top_k for fill-mask).
-
-    The returned pipeline is called on one text or a list of texts; `pipeline.stats` then holds
-    what the call did (batches, real and padded tokens, `padding_waste`, seconds per stage).
-
-    Example:
-        >>> extractor = xlm.pipeline("feature-extraction", model=model, tokenizer=tokenizer)
-        >>> features = extractor(["Hello world.", "A longer sentence goes here."])
-        >>> [f.shape for f in features]  # (tokens, hidden size) each, in input order
-    """
-    if task not in _PIPELINES:
-        raise ValueError(f"unknown task {task!r}; supported tasks: {', '.join(TASKS)}")
-    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-        import os
-
-        import xlm
-
-        path = os.fspath(model)
-        framework = framework or _default_framework()
-        if framework not in ("torch", "keras"):
-            raise ValueError(f"framework must be 'torch' or 'keras', got {framework!r}")
-        model = getattr(xlm, _MODEL_CLASSES[task, framework]).from_pretrained(path)
-        if tokenizer is None:
-            tokenizer = path
-    if tokenizer is None:
-        raise ValueError("a tokenizer is needed: pass tokenizer=XLMTokenizer.from_pretrained(...) or a directory")
-    if isinstance(tokenizer, (str, bytes)) or hasattr(tokenizer, "__fspath__"):
-        from xlm.tokenizer import XLMTokenizer
-
-        tokenizer = XLMTokenizer.from_pretrained(tokenizer)
-    return _PIPELINES[task](model, tokenizer, batch_size=batch_size, **kwargs)
-
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
