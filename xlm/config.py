@@ -26,6 +26,7 @@ _BASE_DEFAULTS: dict[str, Any] = {
     "output_hidden_states": False,
     "return_dict": True,
     "problem_type": None,
+    "torchscript": False,
     "architectures": None,
     "tie_word_embeddings": True,
     "eos_token_id": None,
@@ -63,7 +64,10 @@ class XLMConfig:
         mask_token_id, lang_id, pad_token_id, bos_token_id: token and language ids used by
             generation and pipelines.
         lang2id, id2lang: language code <-> language id maps.
-        num_labels, id2label, label2id, problem_type: classification-head settings.
+        num_labels, id2label, label2id, problem_type: classification-head settings; an unset
+            `problem_type` is set by the first loss of a sequence classifier, as in transformers.
+        torchscript: PyTorch models return tuples and clone (not tie) the output embeddings, so
+            that `torch.jit.trace` can take them (transformers' field).
 
     Unknown keyword arguments are kept as attributes and written back by `save_pretrained`.
 
@@ -216,8 +220,8 @@ class XLMConfig:
 
     @property
     def use_return_dict(self) -> bool:
-        """Whether models return output objects rather than tuples by default."""
-        return bool(self.return_dict)
+        """Whether models return output objects rather than tuples by default (never under `torchscript`)."""
+        return bool(self.return_dict) and not self.torchscript
 
     @property
     def head_dim(self) -> int:
@@ -329,6 +333,27 @@ class XLMConfig:
         path = os.path.join(save_directory, CONFIG_NAME)
         atomic_write_text(path, self.to_json_string())
         return path
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: Any = None,
+        create_pr: bool = False,
+        revision: str | None = None,
+        commit_description: str | None = None,
+    ) -> Any:
+        """Upload config.json to the Hub model repository `repo_id` (created if needed), as transformers'
+        `push_to_hub`; needs `huggingface_hub` (see `xlm.hub.push_folder_to_hub`)."""
+        from xlm.hub import push_folder_to_hub
+
+        return push_folder_to_hub(
+            self.save_pretrained, repo_id, commit_message=commit_message or "Upload config", private=private,
+            token=token, create_pr=create_pr, revision=revision, commit_description=commit_description,
+            what="the config",
+        )
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike) -> "XLMConfig":

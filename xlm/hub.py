@@ -1,12 +1,15 @@
-"""Find a named file in a local directory or, lazily, on the Hugging Face Hub."""
+"""Find a named file in a local directory or, lazily, on the Hugging Face Hub; push a saved folder there."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import tempfile
+from collections.abc import Callable
 from typing import Any, Optional
 
-__all__ = ["resolve_file", "is_hub_name"]
+__all__ = ["resolve_file", "is_hub_name", "push_folder_to_hub"]
 
 # "name" or "owner/name": what the Hub accepts as a repository id.
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
@@ -68,6 +71,85 @@ def resolve_file(
         token=token,
         subfolder=subfolder,
     )
+
+
+def _import_hub(what: str) -> Any:
+    """`huggingface_hub`, or an ImportError saying what needs it and how to install it."""
+    try:
+        import huggingface_hub
+    except ImportError as err:
+        raise ImportError(
+            f"{what} needs the `huggingface_hub` package: pip install huggingface_hub (or pip install 'xlm[hub]')"
+        ) from err
+    return huggingface_hub
+
+
+def _hub_offline() -> bool:
+    """HF_HUB_OFFLINE as huggingface_hub read it at import, or as the environment says now."""
+    from huggingface_hub import constants
+
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return bool(constants.HF_HUB_OFFLINE) or value.upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def push_folder_to_hub(
+    save: Callable[[str], Any],
+    repo_id: str,
+    *,
+    commit_message: Optional[str] = None,
+    commit_description: Optional[str] = None,
+    private: Optional[bool] = None,
+    token: Any = None,
+    revision: Optional[str] = None,
+    create_pr: bool = False,
+    what: str = "files",
+) -> Any:
+    """Upload what `save(directory)` writes (a `save_pretrained`) to the Hub model repository `repo_id`.
+
+    As transformers' `push_to_hub`: the repository is created if it does not exist (`private` for a new
+    one), and everything is one commit (a pull request with `create_pr`) on `revision`. `huggingface_hub`
+    is imported only here. Offline (HF_HUB_OFFLINE=1) or with the Hub unreachable this is an OSError
+    saying so, before anything is written. Returns huggingface_hub's `CommitInfo`.
+    """
+    if not isinstance(repo_id, str) or not repo_id or not _HUB_NAME.match(repo_id) or ".." in repo_id:
+        raise ValueError(f"repo_id must be a Hub repository id ('name' or 'owner/name'), got {repo_id!r}")
+    huggingface_hub = _import_hub(f"pushing {what} to the Hugging Face Hub")
+    if _hub_offline():
+        raise OSError(
+            f"cannot push {what} to Hub repository {repo_id!r}: offline mode is on (HF_HUB_OFFLINE=1); unset "
+            "HF_HUB_OFFLINE to upload, or save_pretrained(directory) to keep the files locally"
+        )
+    from huggingface_hub import errors as hub_errors
+
+    api = huggingface_hub.HfApi(token=token)
+    where = f"Hub repository {repo_id!r}"
+    with _push_errors(what, where, hub_errors):
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model").repo_id
+    with tempfile.TemporaryDirectory(prefix="xlm-push-") as directory:
+        save(directory)
+        with _push_errors(what, where, hub_errors):
+            return api.upload_folder(
+                repo_id=repo_id,
+                folder_path=directory,
+                commit_message=commit_message or f"Upload {what}",
+                commit_description=commit_description,
+                repo_type="model",
+                revision=revision,
+                create_pr=create_pr,
+            )
+
+
+@contextlib.contextmanager
+def _push_errors(what: str, where: str, hub_errors: Any) -> Any:
+    """The Hub's failures (offline, HTTP errors, no connection) as an OSError naming the push."""
+    try:
+        yield
+    except hub_errors.OfflineModeIsEnabled as err:
+        raise OSError(f"cannot push {what} to {where}: offline mode is on (HF_HUB_OFFLINE=1)") from err
+    except hub_errors.HfHubHTTPError as err:
+        raise OSError(f"cannot push {what} to {where}: {err}") from err
+    except OSError as err:  # requests' and httpx's connection errors
+        raise OSError(f"cannot push {what} to {where}: the Hub is not reachable ({err})") from err
 
 
 def _hub_download(

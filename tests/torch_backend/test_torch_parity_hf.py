@@ -206,7 +206,7 @@ def test_classification_problem_types(overrides, label_kind):
     with torch.no_grad():
         expected, actual = reference(**kwargs, labels=labels), model(**kwargs, labels=labels)
     assert_outputs_close(expected, actual)
-    assert model.config.problem_type is None  # inferred per call, the config is left alone
+    assert model.config.problem_type == reference.config.problem_type  # written by the first loss, as transformers does
 
 
 def test_squad_loss_ignores_out_of_range_positions():

@@ -82,15 +82,16 @@ class XLMWithLMHeadModel(XLMPreTrainedModel, XLMGenerationMixin):
 
 def _classification_loss(config: XLMConfig, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """transformers' problem types: regression (1 label, MSE), single-label (cross entropy) or
-    multi-label (binary cross entropy), inferred from num_labels and the labels' dtype when unset."""
-    problem_type = config.problem_type
-    if problem_type is None:
+    multi-label (binary cross entropy). Unset, it is inferred from num_labels and the labels' dtype
+    and written into the config, as transformers does (the first loss fixes it)."""
+    if config.problem_type is None:
         if config.num_labels == 1:
-            problem_type = "regression"
+            config.problem_type = "regression"
         elif labels.dtype in (torch.long, torch.int):
-            problem_type = "single_label_classification"
+            config.problem_type = "single_label_classification"
         else:
-            problem_type = "multi_label_classification"
+            config.problem_type = "multi_label_classification"
+    problem_type = config.problem_type
     if problem_type == "regression":
         if config.num_labels == 1:
             return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))

@@ -3,6 +3,8 @@
 The forward pass reads like the paper: embeddings (words + positions + languages + token types)
 → LayerNorm → for each layer: attention, add & norm, feed-forward, add & norm, padding mask.
 Parameter names, shapes, initialisation and outputs are those of transformers' XLM.
+Beyond transformers' XLM: gradient checkpointing (`gradient_checkpointing_enable`), one checkpoint
+per Transformer layer.
 
 Deliberate differences from transformers 4.57.6 (each where it fails or surprises):
   - bad inputs (ids outside their table, too-long sequences, mismatched shapes) raise ValueError
@@ -11,7 +13,6 @@ Deliberate differences from transformers 4.57.6 (each where it fails or surprise
     attends over every cached key;
   - the adaptive-softmax LM head works on (batch, seq, dim) and has no spurious tied weight;
   - the SQuAD head ignores start / end positions outside the input, as the simple QA head does;
-  - the classification heads infer `problem_type` per call without writing it into the config;
   - a row whose attention mask is all zeros attends every key (its output is zeroed by the mask
     anyway), where transformers spreads it uniformly: only its attention weights differ.
 """
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from xlm.config import XLMConfig
@@ -77,6 +79,8 @@ class XLMPreTrainedModel(nn.Module):
     base_model_prefix = "transformer"
     #: the weight-table architecture (transformers' class name) of a concrete model
     architecture: str | None = None
+    #: transformers' flag: `gradient_checkpointing_enable` works (transformers' XLM lacks it)
+    supports_gradient_checkpointing = True
 
     def __init__(self, config: XLMConfig) -> None:
         super().__init__()
@@ -154,11 +158,15 @@ class XLMPreTrainedModel(nn.Module):
         raise AttributeError(f"{type(self).__name__} has no output projection")
 
     def tie_weights(self) -> None:
-        """Share the word-embedding matrix with the output projection (when the config ties them); a
-        bias of another length is cut or padded with zeros to the vocabulary, as transformers does."""
+        """Share the word-embedding matrix with the output projection (when the config ties them), or
+        give it a copy under `config.torchscript` (TorchScript cannot share parameters); a bias of
+        another length is cut or padded with zeros to the vocabulary, as transformers does."""
         output = self.get_output_embeddings()
         if output is not None and self.config.tie_word_embeddings:
-            output.weight = self.get_input_embeddings().weight
+            if self.config.torchscript:
+                output.weight = nn.Parameter(self.get_input_embeddings().weight.clone())
+            else:
+                output.weight = self.get_input_embeddings().weight
             rows = output.weight.shape[0]
             if output.bias is not None and output.bias.shape[0] != rows:
                 output.bias.data = F.pad(output.bias.data, (0, rows - output.bias.shape[0]))
@@ -240,9 +248,34 @@ class XLMPreTrainedModel(nn.Module):
         """Floating-point dtype of the parameters."""
         return next(p.dtype for p in self.parameters() if p.is_floating_point())
 
-    def num_parameters(self, only_trainable: bool = False) -> int:
-        """Number of (distinct) parameters."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad or not only_trainable)
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """Number of (distinct) parameters; only those that train (`only_trainable`), or without the
+        embedding tables' (`exclude_embeddings`: words, positions, languages), as transformers counts."""
+        parameters = self.named_parameters()
+        if exclude_embeddings:
+            tables = {f"{name}.weight" for name, module in self.named_modules() if isinstance(module, nn.Embedding)}
+            parameters = ((name, p) for name, p in parameters if name not in tables)
+        return sum(p.numel() for _, p in parameters if p.requires_grad or not only_trainable)
+
+    # --- gradient checkpointing -----------------------------------------------------------------
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
+        """Keep only each Transformer layer's input during a training forward pass and recompute the layer
+        in the backward pass (`torch.utils.checkpoint`): less activation memory for about one more
+        forward pass of compute. Losses and gradients are unchanged (dropout included: the RNG state
+        is replayed). `gradient_checkpointing_kwargs` go to `torch.utils.checkpoint.checkpoint`
+        (default `use_reentrant=False`). Calls with a `cache` are not checkpointed."""
+        kwargs = {"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}
+        self.base_model._gradient_checkpointing_kwargs = kwargs
+        self.base_model.gradient_checkpointing = True
+
+    def gradient_checkpointing_disable(self) -> None:
+        """Keep every activation again (see `gradient_checkpointing_enable`)."""
+        self.base_model.gradient_checkpointing = False
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        """Whether training forward passes recompute the layers in the backward pass."""
+        return bool(getattr(self.base_model, "gradient_checkpointing", False))
 
     def _return_dict(self, return_dict: bool | None) -> bool:
         return self.config.use_return_dict if return_dict is None else return_dict
@@ -304,7 +337,8 @@ class XLMPreTrainedModel(nn.Module):
         `num_labels=3`; any other keyword is a TypeError) and model.safetensors, pytorch_model.bin,
         tf_model.h5 or their shards. The model is returned in eval mode. As in transformers:
         `dtype` (or its old name `torch_dtype`) may be a dtype, its name or "auto" (the dtype the
-        config records); `ignore_mismatched_sizes` leaves mis-shaped weights (a classifier with
+        config records); `torchscript=True` (a config field) gives tuple outputs and an untied copy
+        of the output embeddings, so that `torch.jit.trace` takes the model; `ignore_mismatched_sizes` leaves mis-shaped weights (a classifier with
         another num_labels) at their initialisation; `output_loading_info` also returns a dict of
         missing, unexpected and mismatched keys.
         """
@@ -323,6 +357,7 @@ class XLMPreTrainedModel(nn.Module):
             model.set_attn_implementation(attn_implementation)
         state = checkpoint.load_state_dict(directory, config, architecture)
         match = model.load_weights(state, os.fspath(name_or_path), ignore_mismatched_sizes)
+        model.tie_weights()  # under torchscript: the copy of the loaded word embeddings
         if dtype is not None:
             model.to(dtype)
         model.eval()
@@ -356,6 +391,32 @@ class XLMPreTrainedModel(nn.Module):
             max_shard_size=max_shard_size,
         )
         return [config.save_pretrained(save_directory), *files]
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: Any = None,
+        max_shard_size: int | str | None = "5GB",
+        create_pr: bool = False,
+        safe_serialization: bool = True,
+        revision: str | None = None,
+        commit_description: str | None = None,
+    ) -> Any:
+        """Upload what `save_pretrained` writes to the Hub model repository `repo_id` (created if needed),
+        as transformers' `push_to_hub`; needs `huggingface_hub` (see `xlm.hub.push_folder_to_hub`)."""
+        from xlm.hub import push_folder_to_hub
+
+        def save(directory: str) -> None:
+            self.save_pretrained(directory, safe_serialization=safe_serialization, max_shard_size=max_shard_size)
+
+        return push_folder_to_hub(
+            save, repo_id, commit_message=commit_message or "Upload model", private=private, token=token,
+            create_pr=create_pr, revision=revision, commit_description=commit_description,
+            what=f"the {type(self).__name__}",
+        )
 
 
 def _resolve_dtype(dtype: torch.dtype | str | None, config: XLMConfig) -> torch.dtype | None:
@@ -409,6 +470,8 @@ class XLMModel(XLMPreTrainedModel):
         self.layer_norm2 = nn.ModuleList(nn.LayerNorm(dim, eps=config.layer_norm_eps) for _ in range(config.n_layers))
 
         self.register_buffer("position_ids", torch.arange(config.max_position_embeddings)[None], persistent=False)
+        self.gradient_checkpointing = False
+        self._gradient_checkpointing_kwargs: dict[str, Any] = {"use_reentrant": False}
         self.post_init()
         if config.sinusoidal_embeddings:
             self._set_sinusoidal_positions()
@@ -515,23 +578,19 @@ class XLMModel(XLMPreTrainedModel):
         # === Transformer layers ===
         hidden_states = () if output_hidden_states else None
         attentions = () if output_attentions else None
+        checkpointed = self.gradient_checkpointing and self.training and cache is None and torch.is_grad_enabled()
         for i in range(config.n_layers):
             if output_hidden_states:
                 hidden_states += (tensor,)
-            attn, weights = self.attentions[i](
-                tensor,
-                attn_mask,
-                is_causal=is_causal,
-                cache=cache,
-                head_mask=head_mask[i],
-                output_attentions=output_attentions,
-            )
+            layer_args = (i, tensor, attn_mask, is_causal, cache, head_mask[i], output_attentions, mask_multiplier)
+            if checkpointed:
+                tensor, weights = torch.utils.checkpoint.checkpoint(
+                    self._layer, *layer_args, **self._gradient_checkpointing_kwargs
+                )
+            else:
+                tensor, weights = self._layer(*layer_args)
             if output_attentions:
                 attentions += (weights,)
-            tensor = self.layer_norm1[i](tensor + F.dropout(attn, config.dropout, self.training))
-            tensor = self.layer_norm2[i](tensor + self.ffns[i](tensor))
-            if mask_multiplier is not None:
-                tensor = tensor * mask_multiplier
         if output_hidden_states:
             hidden_states += (tensor,)
         if cache is not None:
@@ -539,6 +598,28 @@ class XLMModel(XLMPreTrainedModel):
 
         output = BaseModelOutput(last_hidden_state=tensor, hidden_states=hidden_states, attentions=attentions)
         return output if self._return_dict(return_dict) else output.to_tuple()
+
+    def _layer(
+        self,
+        i: int,
+        tensor: torch.Tensor,
+        attn_mask: torch.Tensor | None,
+        is_causal: bool,
+        cache: dict | None,
+        head_mask: torch.Tensor | None,
+        output_attentions: bool,
+        mask_multiplier: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Transformer layer `i`: attention, add & norm, feed-forward, add & norm, padding mask; returns
+        the new hidden states and the attention probabilities (None unless asked for)."""
+        attn, weights = self.attentions[i](
+            tensor, attn_mask, is_causal=is_causal, cache=cache, head_mask=head_mask, output_attentions=output_attentions
+        )
+        tensor = self.layer_norm1[i](tensor + F.dropout(attn, self.config.dropout, self.training))
+        tensor = self.layer_norm2[i](tensor + self.ffns[i](tensor))
+        if mask_multiplier is not None:
+            tensor = tensor * mask_multiplier
+        return tensor, weights
 
     def _layer_head_masks(self, head_mask: torch.Tensor | None) -> list:
         """Per-layer head masks shaped (1, n_heads, 1, 1), or None for each layer."""
