@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from xlm.tokenizer.alignment import AlignmentMethods
+
 # what `pad` pads (transformers' model inputs, plus our langs); other keys such as labels are left as given
 _PADDED_KEYS = ("input_ids", "token_type_ids", "attention_mask", "special_tokens_mask", "langs")
 
@@ -32,8 +34,12 @@ class AddedToken:
         }
 
 
-class BatchEncoding(dict):
-    """The tokenizer's output: a dict of lists (or tensors) whose keys are also attributes."""
+class BatchEncoding(AlignmentMethods, dict):
+    """The tokenizer's output: a dict of lists (or tensors) whose keys are also attributes.
+
+    With `return_offsets_mapping=True` it also has transformers' fast-tokenizer look-ups
+    (`word_ids()`, `sequence_ids()`, `token_to_chars()`, `char_to_token()`, ...).
+    """
 
     def __getattr__(self, name: str) -> Any:
         try:

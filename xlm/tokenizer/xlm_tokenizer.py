@@ -222,6 +222,12 @@ class XLMTokenizer(SpecialTokensMixin, PaddingMixin):
     def do_lower_case(self) -> bool:
         return self.do_lowercase_and_remove_accent
 
+    @property
+    def is_fast(self) -> bool:
+        """False, as transformers' XLMTokenizer: no Rust tokenizer behind it. Unlike transformers',
+        it still gives `return_offsets_mapping` and `word_ids()` (see `xlm.tokenizer.offsets`)."""
+        return False
+
     def convert_tokens_to_ids(self, tokens: Union[str, Sequence[str]]) -> Union[int, list[int], None]:
         """Id of a token (or list of ids); unknown tokens get `unk_token_id`."""
         if tokens is None:
@@ -579,10 +585,20 @@ class XLMTokenizer(SpecialTokensMixin, PaddingMixin):
     ) -> BatchEncoding:
         """Encode (text, text_pair or None) examples; one result row per example."""
         del verbose  # transformers' logging switch; nothing is logged here
-        if return_overflowing_tokens or stride:
-            raise NotImplementedError("return_overflowing_tokens / stride are not supported by xlm.XLMTokenizer")
-        if return_offsets_mapping:
-            raise NotImplementedError("return_offsets_mapping needs a fast tokenizer; XLM has none")
+        if return_offsets_mapping or return_overflowing_tokens or stride:
+            from xlm.tokenizer.offsets import encode_examples_aligned
+
+            return encode_examples_aligned(
+                self, examples, batched, add_special_tokens=add_special_tokens, padding=padding,
+                truncation=truncation, max_length=max_length, stride=stride,
+                is_split_into_words=is_split_into_words, pad_to_multiple_of=pad_to_multiple_of,
+                padding_side=padding_side, return_tensors=return_tensors,
+                return_token_type_ids=return_token_type_ids, return_attention_mask=return_attention_mask,
+                return_overflowing_tokens=return_overflowing_tokens,
+                return_special_tokens_mask=return_special_tokens_mask,
+                return_offsets_mapping=return_offsets_mapping, return_length=return_length, lang=lang,
+                return_langs=return_langs,
+            )
         if return_token_type_ids and not add_special_tokens:
             raise ValueError(
                 "return_token_type_ids=True with add_special_tokens=False is undefined; leave it None"
