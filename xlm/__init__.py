@@ -31,6 +31,7 @@ _LAZY = {
     "DataCollatorWithPadding": "xlm.data_collator",
     "DefaultDataCollator": "xlm.data_collator",
     "pipeline": "xlm.pipelines",
+    "GenerationConfig": "xlm.generation_config",
     **{name: "xlm.torch_backend" for name in _TORCH_NAMES},
     **{name: "xlm.tf_backend" for name in _TF_NAMES},
 }

@@ -145,6 +145,40 @@ class XLMForQuestionAnsweringOutput(ModelOutput):
     attentions: tuple | None = None
 
 
+@dataclass(eq=False)
+class GenerateDecoderOnlyOutput(ModelOutput):
+    """`generate(return_dict_in_generate=True)` of greedy search or sampling: the sequences, and with
+    `output_scores` / `output_logits` one (batch, vocab) array per step of the processed scores / raw logits."""
+
+    sequences: Any = None
+    scores: tuple | None = None
+    logits: tuple | None = None
+    attentions: tuple | None = None
+    hidden_states: tuple | None = None
+    past_key_values: Any = None
+
+
+@dataclass(eq=False)
+class GenerateBeamDecoderOnlyOutput(ModelOutput):
+    """`generate(return_dict_in_generate=True)` of beam search: the sequences, their final scores (with
+    `output_scores`), each step's processed log-probabilities of the running beams, and the running beam each
+    token came from (`beam_indices`, -1 past a sequence's end)."""
+
+    sequences: Any = None
+    sequences_scores: Any = None
+    scores: tuple | None = None
+    logits: tuple | None = None
+    beam_indices: Any = None
+    attentions: tuple | None = None
+    hidden_states: tuple | None = None
+    past_key_values: Any = None
+
+
+# transformers' older names for the generate outputs.
+GreedySearchDecoderOnlyOutput = SampleDecoderOnlyOutput = GenerateDecoderOnlyOutput
+BeamSearchDecoderOnlyOutput = GenerateBeamDecoderOnlyOutput
+
+
 # transformers' TensorFlow classes used TF-prefixed names for the same containers.
 TFBaseModelOutput = BaseModelOutput
 TFMaskedLMOutput = MaskedLMOutput
@@ -153,3 +187,5 @@ TFMultipleChoiceModelOutput = MultipleChoiceModelOutput
 TFTokenClassifierOutput = TokenClassifierOutput
 TFQuestionAnsweringModelOutput = QuestionAnsweringModelOutput
 TFXLMForQuestionAnsweringOutput = XLMForQuestionAnsweringOutput
+TFGreedySearchDecoderOnlyOutput = TFSampleDecoderOnlyOutput = GenerateDecoderOnlyOutput
+TFBeamSearchDecoderOnlyOutput = GenerateBeamDecoderOnlyOutput
