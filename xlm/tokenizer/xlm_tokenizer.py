@@ -38,6 +38,7 @@ from xlm.tokenizer.normalize import (
     _strip_accents,
     lowercase_and_remove_accent,
 )
+from xlm.tokenizer.original import TRANSFORMERS, _original_words, check_preprocessing
 from xlm.tokenizer.padding import VERY_LARGE_INTEGER, PaddingMixin
 from xlm.tokenizer.special_tokens import (
     DEFAULT_ADDITIONAL_SPECIAL_TOKENS,
@@ -71,6 +72,11 @@ class XLMTokenizer(SpecialTokensMixin, PaddingMixin):
         model_max_length: longest input the model takes (default: no limit).
         padding_side, truncation_side: "right" (default) or "left".
         clean_up_tokenization_spaces: default of `decode`'s option of the same name.
+        preprocessing: "transformers" (default: transformers' order, ids identical to its
+            XLMTokenizer) or "original_xlm": the original XLM scripts' order, as the models that
+            `xlm-convert from-original` makes were trained (Moses sees the text's case and
+            lowercasing comes after it, control characters become spaces, text is taken line by
+            line; see `xlm.tokenizer.original`). Saved in tokenizer_config.json.
 
     Example:
         >>> tok = XLMTokenizer.from_pretrained("path/to/dir")  # doctest: +SKIP
@@ -102,6 +108,7 @@ class XLMTokenizer(SpecialTokensMixin, PaddingMixin):
         clean_up_tokenization_spaces: bool = False,
         split_special_tokens: bool = False,
         added_tokens_decoder: Optional[Mapping[Union[int, str], Any]] = None,
+        preprocessing: str = TRANSFORMERS,
         **kwargs: Any,
     ) -> None:
         _import_sacremoses()
@@ -127,6 +134,7 @@ class XLMTokenizer(SpecialTokensMixin, PaddingMixin):
         self.mask_token = _token_content(mask_token)
         self.additional_special_tokens = list(_token_content(additional_special_tokens or []))
         self.do_lowercase_and_remove_accent = bool(do_lowercase_and_remove_accent)
+        self.preprocessing = check_preprocessing(preprocessing)
         self.lang2id, self.id2lang = self._language_maps(lang2id, id2lang)
         self.model_max_length = int(model_max_length)
         self.padding_side = padding_side
@@ -298,6 +306,8 @@ class XLMTokenizer(SpecialTokensMixin, PaddingMixin):
         return lang
 
     def _lower(self, text: str) -> str:
+        if self.preprocessing != TRANSFORMERS:  # the original lowercases Moses' tokens instead
+            return text
         if self._lower_pattern is not None:
             return self._lower_pattern.sub(lambda m: m.group(1) or m.group(2).lower(), text)
         return _lower_each_char(text)
@@ -335,6 +345,8 @@ class XLMTokenizer(SpecialTokensMixin, PaddingMixin):
     def _words(self, text: str, lang: str) -> tuple[list[str], bool]:
         """Words of a text piece without added tokens, and whether they still need lowercasing
         and accent stripping (done per word, cached, when the words hold no spaces)."""
+        if self.preprocessing != TRANSFORMERS:
+            return _original_words(text, lang, self.do_lowercase_and_remove_accent)
         pipeline = _PIPELINES.get(lang) or _pipeline(lang)
         words = pipeline.words(text)
         if self.do_lowercase_and_remove_accent and not pipeline.space_free_words:
@@ -782,6 +794,8 @@ class XLMTokenizer(SpecialTokensMixin, PaddingMixin):
             config["truncation_side"] = self.truncation_side
         if self.split_special_tokens:
             config["split_special_tokens"] = True
+        if self.preprocessing != TRANSFORMERS:  # absent: transformers' format, read as before
+            config["preprocessing"] = self.preprocessing
         return config
 
     def save_pretrained(self, save_directory: Union[str, os.PathLike]) -> tuple[str, ...]:
@@ -842,6 +856,7 @@ class XLMTokenizer(SpecialTokensMixin, PaddingMixin):
         state = self.__dict__.copy()
         for cache in ("_word_tokens", "_word_ids", "_bpe_cache"):
             state[cache] = {}
+        state.pop("_offset_words", None)  # xlm.tokenizer.offsets' word cache
         return state
 
     def __repr__(self) -> str:
