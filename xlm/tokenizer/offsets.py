@@ -51,6 +51,8 @@ _MOSES_CHARS = {
 _EQUIVALENT = frozenset({('"', "'")})
 _SEARCH_WINDOW = 16  # how far (in characters, each side) re-synchronisation looks
 _SOLID_MATCH = 3  # characters that must agree after a mismatch to re-synchronise there
+_REORDERED = 6  # longest reordered run looked for
+_CLOSE = 6  # within this many characters of a mismatch, 2 agreeing characters are enough
 _NOT_DELETED = re.compile("[^ ]")
 
 
@@ -109,32 +111,55 @@ def _solid(target: str, i: int, norm: str, j: int, count: int) -> bool:
     return True
 
 
+def _permuted(target: str, i: int, norm: str, j: int) -> Optional[tuple[int, int]]:
+    """(target characters, text characters) of a short reordered run at (i, j): the Moses normaliser
+    moves quotes past punctuation (`".` → `."`, `,"` → `",`, `..."` → `"...`)."""
+    chars, ends = [], []
+    k, n = j, len(norm)
+    while k < n and len(chars) < _REORDERED:
+        if norm[k] != _DELETED:
+            chars.append(norm[k])
+            ends.append(k + 1)
+        k += 1
+    for m in range(2, min(len(chars), len(target) - i) + 1):
+        if sorted(target[i : i + m]) == sorted(chars[:m]) and _solid(target, i + m, norm, ends[m - 1],
+                                                                      min(1, len(target) - i - m)):
+            return m, ends[m - 1] - j
+    return None
+
+
 def _resync(target: str, i: int, norm: str, j: int) -> tuple[int, int]:
     """(target characters, text characters) to consume as one group after a mismatch at (i, j)."""
+    permuted = _permuted(target, i, norm, j)
+    if permuted is not None:
+        return permuted
     rest_t, rest_n = len(target) - i, len(norm) - j
     for d in range(1, 2 * _SEARCH_WINDOW + 1):
-        for di in sorted(range(d + 1), key=lambda x: abs(2 * x - d)):  # balanced steps first
-            dj = d - di
-            if di > rest_t or dj > rest_n or di > _SEARCH_WINDOW or dj > _SEARCH_WINDOW:
-                continue
-            if di == rest_t:  # the target ends inside the group
-                return rest_t, min(rest_n, max(dj, rest_t))
-            if j + dj < len(norm) and norm[j + dj] == _DELETED:
-                continue
-            if _solid(target, i + di, norm, j + dj, min(_SOLID_MATCH, rest_t - di)):
-                return di, dj
+        # `_SOLID_MATCH` characters must agree again; 2 are enough close by, where rewrites follow
+        # each other (`"a", "b".` → `"a," "b."`).
+        for solid in (_SOLID_MATCH, 2) if d <= _CLOSE else (_SOLID_MATCH,):
+            for di in sorted(range(d + 1), key=lambda x: abs(2 * x - d)):  # balanced steps first
+                dj = d - di
+                if di > rest_t or dj > rest_n or di > _SEARCH_WINDOW or dj > _SEARCH_WINDOW:
+                    continue
+                if di == rest_t:  # the target ends inside the group
+                    return rest_t, min(rest_n, max(dj, rest_t))
+                if j + dj < len(norm) and norm[j + dj] == _DELETED:
+                    continue
+                if _solid(target, i + di, norm, j + dj, min(solid, rest_t - di)):
+                    return di, dj
     return (1, 1) if rest_n else (rest_t, 0)
 
 
-def _align(norm: str, words: list[str]) -> list[tuple[int, int, int, int, bool]]:
-    """Segments (target start, target end, norm start, norm end, exact) matching the words'
-    characters (concatenated: the target) to `norm`; exact segments match one to one, the others
-    are groups. Every target character lies in exactly one segment."""
-    target = "".join(words)
-    segments: list[tuple[int, int, int, int, bool]] = []
+def _token_spans(norm: str, words: list[str], lengths: list[list[int]]) -> list[Optional[tuple[int, int]]]:
+    """Span in `norm` of each token (None when it has none); `words` are the words' texts (their
+    concatenation: the target), `lengths` the characters of each of a word's tokens."""
+    spans: list[Optional[tuple[int, int]]] = []
     n = len(norm)
-    i = j = 0
-    word_start = 0
+    target = ""
+    i = j = word_start = 0
+    region: Optional[int] = None  # first word of the words being matched character by character
+    segments: list[tuple[int, int, int, int, bool]] = []
 
     def add(t0: int, t1: int, n0: int, n1: int, exact: bool) -> None:
         if exact and segments:
@@ -144,16 +169,23 @@ def _align(norm: str, words: list[str]) -> list[tuple[int, int, int, int, bool]]
                 return
         segments.append((t0, t1, n0, n1, exact))
 
-    for word in words:
+    for w, word in enumerate(words):
         word_end = word_start + len(word)
         if i == word_start:
+            if region is not None:
+                spans.extend(_spans(segments, [x for k in range(region, w) for x in lengths[k]], region_start))
+                region, segments = None, []
             found = _NOT_DELETED.search(norm, j)
             j = found.start() if found else n
             if norm.startswith(word, j):
-                add(i, word_end, j, j + len(word), True)
-                i, j = word_end, j + len(word)
-                word_start = word_end
+                for length in lengths[w]:
+                    spans.append((j, j + length))
+                    j += length
+                i = word_start = word_end
                 continue
+            region, region_start = w, word_start
+            if not target:
+                target = "".join(words)
         while i < word_end:
             if j < n and norm[j] == _DELETED:
                 j += 1
@@ -168,13 +200,18 @@ def _align(norm: str, words: list[str]) -> list[tuple[int, int, int, int, bool]]
                 add(i, i + di, j, j + dj, False)
             i, j = i + di, j + dj
         word_start = word_end
-    return segments
+    if region is not None:
+        spans.extend(_spans(segments, [x for k in range(region, len(words)) for x in lengths[k]], region_start))
+    return spans
 
 
-def _spans(segments: list[tuple[int, int, int, int, bool]], lengths: list[int]) -> list[Optional[tuple[int, int]]]:
-    """Norm span of each token (tokens: consecutive target slices of `lengths`), None when none."""
+def _spans(
+    segments: list[tuple[int, int, int, int, bool]], lengths: list[int], start: int
+) -> list[Optional[tuple[int, int]]]:
+    """Norm span of each token: consecutive target slices of `lengths` from `start`, matched by
+    `segments` (target start, target end, norm start, norm end, exact: one to one, else a group)."""
     out: list[Optional[tuple[int, int]]] = []
-    s, count, start = 0, len(segments), 0
+    s, count = 0, len(segments)
     for length in lengths:
         end = start + length
         lo = hi = None
@@ -236,45 +273,59 @@ def _lowered_to_original(text: str, lowered: str) -> list[int]:
     return out
 
 
+def _word_table(tokenizer: Any, strip: bool) -> dict[str, tuple]:
+    """The tokenizer's cache of `_word_entry` (emptied when its vocabulary changes)."""
+    cache = tokenizer.__dict__.get("_offset_words")
+    if cache is None or cache[0] is not tokenizer._word_tokens:  # new, or `_rebuild` ran
+        cache = tokenizer.__dict__["_offset_words"] = (tokenizer._word_tokens, {}, {})
+    return cache[1] if strip else cache[2]
+
+
+def _word_entry(tokenizer: Any, word: str, strip: bool, table: dict[str, tuple]) -> tuple:
+    """(tokens, ids, characters of each token, the word's token text) of a word, cached in `table`."""
+    entry = table.get(word)
+    if entry is None:
+        tokens = tokenizer._word_to_tokens(word, strip)
+        get, unk = tokenizer._token_to_id.get, tokenizer._unk_id
+        lengths = [len(t) for t in tokens]
+        if lengths:
+            lengths[-1] -= 4  # "</w>"
+        entry = (tokens, [get(t, unk) for t in tokens], lengths, "".join(tokens)[:-4])
+        if len(table) > 1_000_000:  # bound memory on endless streams of new words
+            table.clear()
+        table[word] = entry
+    return entry
+
+
 def _piece(tokenizer: Any, piece: str, base: int, lang: str, out: _Sequence, spans: list, word: int) -> int:
     """Append the tokens of a text piece without added tokens (starting at `base` in the lowered
     text) to `out`, their lowered-text spans to `spans`; returns the next word index."""
     words, strip = tokenizer._words(piece, lang)
-    cache = tokenizer._word_tokens if strip else {}
     final_words, lengths = [], []
-    get, unk = tokenizer._token_to_id.get, tokenizer._unk_id
+    tokens, ids, word_ids = out.tokens, out.ids, out.word_ids
+    table = _word_table(tokenizer, strip)
     for text_word in words:
-        tokens = cache.get(text_word)
-        if tokens is None:
-            tokens = tokenizer._word_to_tokens(text_word, strip)
-            if strip:
-                cache[text_word] = tokens
-        if not tokens:
+        entry = table.get(text_word) or _word_entry(tokenizer, text_word, strip, table)
+        if not entry[0]:
             continue
-        out.tokens.extend(tokens)
-        out.ids.extend([get(t, unk) for t in tokens])
-        out.word_ids.extend([word] * len(tokens))
+        tokens += entry[0]
+        ids += entry[1]
+        word_ids += [word] * len(entry[0])
         word += 1
-        pieces = [len(t) for t in tokens]
-        pieces[-1] -= 4  # "</w>"
-        lengths.extend(pieces)
-        final_words.append("".join(tokens)[:-4])
+        lengths.append(entry[2])
+        final_words.append(entry[3])
     if not final_words:
         return word
     forms = _forms(tokenizer.do_lowercase_and_remove_accent, lang == "ro")
     norm = piece.translate(forms)
-    source: Optional[list[int]] = None
-    if len(norm) != len(piece):  # some character became several
-        source = []
-        for index, char in enumerate(piece):
-            source.extend([index] * len(forms[ord(char)]))
-    for span in _spans(_align(norm, final_words), lengths):
-        if span is None:
-            spans.append(None)
-        elif source is None:
-            spans.append((base + span[0], base + span[1]))
-        else:
-            spans.append((base + source[span[0]], base + source[span[1] - 1] + 1))
+    if len(norm) == len(piece):
+        spans += [None if s is None else (base + s[0], base + s[1]) for s in _token_spans(norm, final_words, lengths)]
+        return word
+    source: list[int] = []  # some character became several: index in `piece` of each of `norm`
+    for index, char in enumerate(piece):
+        source += [index] * len(forms[ord(char)])
+    for span in _token_spans(norm, final_words, lengths):
+        spans.append(None if span is None else (base + source[span[0]], base + source[span[1] - 1] + 1))
     return word
 
 
@@ -306,8 +357,9 @@ def encode_text(tokenizer: Any, text: str, lang: str) -> _Sequence:
             start, end = span
         else:
             start, end = to_original[span[0]], to_original[span[1] - 1] + 1
-        start = max(start, previous_end)  # allowances (1) and (2): the first token keeps the shared characters
-        end = max(end, start)
+        if start < previous_end:  # allowances (1) and (2): the first token keeps the shared characters
+            start = previous_end
+            end = max(end, start)
         offsets.append((start, end))
         previous_end = end
     out.offsets = offsets
