@@ -4,7 +4,8 @@ An original checkpoint is a pickled dict: `model` (or `encoder` / `decoder` for 
 models; keys possibly prefixed with `module.`), `params` (a dict or an argparse Namespace),
 `dico_word2id` / `dico_id2word` / `dico_counts`, plus optimiser state and counters. The BPE codes
 (fastBPE "a b count" lines) ship separately. The result holds config.json (lang2id / id2lang
-included), the weights, and vocab.json + merges.txt + tokenizer_config.json.
+included), the weights, and vocab.json + merges.txt + tokenizer_config.json (whose
+`preprocessing: "original_xlm"` makes XLMTokenizer tokenize as the original scripts did).
 """
 
 from __future__ import annotations
@@ -299,6 +300,7 @@ def convert_original_checkpoint(
     format: str = "safetensors",
     force: bool = False,
     do_lowercase_and_remove_accent: bool = True,
+    tokenizer_preprocessing: str = "original_xlm",
     config_overrides: Mapping[str, Any] | None = None,
     progress: Callable[[str, int], None] | None = None,
 ) -> str:
@@ -306,8 +308,13 @@ def convert_original_checkpoint(
 
     The model is an `XLMWithLMHeadModel` when the checkpoint has its prediction layer, else an
     `XLMModel`. Without `codes_path` no merges.txt can be written, so the directory holds no
-    tokenizer (a one-line warning is printed).
+    tokenizer (a one-line warning is printed). The tokenizer config says
+    `preprocessing="original_xlm"` (the original scripts' order, on which the model was trained)
+    unless `tokenizer_preprocessing="transformers"` asks for transformers' order.
     """
+    from xlm.tokenizer.original import check_preprocessing
+
+    check_preprocessing(tokenizer_preprocessing)
     path = os.fspath(checkpoint_path)
     data = load_original_checkpoint(path)
     if "params" not in data:
@@ -335,7 +342,7 @@ def convert_original_checkpoint(
         if merges is not None:
             with open(os.path.join(tmp, "merges.txt"), "w", encoding="utf-8") as f:
                 f.write("".join(f"{a} {b}\n" for a, b in merges))
-            _write_tokenizer_config(tmp, config, do_lowercase_and_remove_accent)
+            _write_tokenizer_config(tmp, config, do_lowercase_and_remove_accent, tokenizer_preprocessing)
         else:
             import warnings
 
@@ -344,7 +351,7 @@ def convert_original_checkpoint(
     return os.path.abspath(os.fspath(output_dir))
 
 
-def _write_tokenizer_config(directory: str, config: XLMConfig, lowercase: bool) -> None:
+def _write_tokenizer_config(directory: str, config: XLMConfig, lowercase: bool, preprocessing: str) -> None:
     """tokenizer_config.json and special_tokens_map.json, through our XLMTokenizer."""
     from xlm.tokenizer import XLMTokenizer
 
@@ -355,5 +362,6 @@ def _write_tokenizer_config(directory: str, config: XLMConfig, lowercase: bool) 
         id2lang=config.id2lang,
         do_lowercase_and_remove_accent=lowercase,
         model_max_length=config.max_position_embeddings,
+        preprocessing=preprocessing,
     )
     tokenizer.save_pretrained(directory)

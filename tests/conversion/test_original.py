@@ -85,6 +85,11 @@ def test_original_checkpoint_converts_to_a_complete_directory(params_as, prefix,
     from xlm.tokenizer import XLMTokenizer
 
     ours = XLMTokenizer.from_pretrained(out)
+    # the model was trained on the original scripts' tokens: the directory says so (and on these
+    # already-tokenized lowercase texts both orders agree with transformers)
+    assert json.loads((tmp_path / "out" / "tokenizer_config.json").read_text())["preprocessing"] == "original_xlm"
+    assert ours.preprocessing == "original_xlm"
+    assert XLMTokenizer.from_pretrained(out, preprocessing="transformers").preprocessing == "transformers"
     for text in TEXT:
         assert ours.tokenize(text) == theirs.tokenize(text)
         assert ours.encode(text) == theirs.encode(text)
