@@ -10,6 +10,8 @@ require("torch")
 
 from xlm.outputs import (  # noqa: E402
     BaseModelOutput,
+    GenerateBeamDecoderOnlyOutput,
+    GenerateDecoderOnlyOutput,
     MaskedLMOutput,
     MultipleChoiceModelOutput,
     QuestionAnsweringModelOutput,
@@ -78,4 +80,6 @@ __all__ = [
     "TokenClassifierOutput",
     "QuestionAnsweringModelOutput",
     "XLMForQuestionAnsweringOutput",
+    "GenerateDecoderOnlyOutput",
+    "GenerateBeamDecoderOnlyOutput",
 ]
