@@ -110,8 +110,10 @@ class TextClassificationPipeline(_SequenceClassifier):
             )
             results.append(ranked if top_k is None else ranked[:top_k])
         self.stats.total_seconds = time.perf_counter() - start
-        # transformers wraps one string's result in a list unless top_k came with the call
-        return [results[0]] if single and legacy_call else (results[0] if single else results)
+        # transformers wraps one string's result in a list unless top_k came with the call (not a dict's)
+        if single and legacy_call and isinstance(inputs, str):
+            return [results[0]]
+        return results[0] if single else results
 
     def _function(self, name: str | None) -> str:
         if name is not None:
