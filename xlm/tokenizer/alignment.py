@@ -70,8 +70,14 @@ class TokenAlignment:
             return None
         return CharSpan(*self.offsets[token])
 
+    def _in_sequence(self, sequence: int) -> list[bool]:
+        """Which tokens belong to `sequence`; all of them when the row has no such sequence (as tokenizers)."""
+        inside = [s == sequence for s in self.sequence_ids]
+        return inside if any(inside) else [True] * len(inside)
+
     def word_to_tokens(self, word: int, sequence: int = 0) -> Optional[TokenSpan]:
-        found = [i for i, (w, s) in enumerate(zip(self.word_ids, self.sequence_ids)) if w == word and s == sequence]
+        found = [i for i, (w, inside) in enumerate(zip(self.word_ids, self._in_sequence(sequence)))
+                 if inside and w == word]
         return TokenSpan(found[0], found[-1] + 1) if found else None
 
     def word_to_chars(self, word: int, sequence: int = 0) -> Optional[CharSpan]:
@@ -81,8 +87,8 @@ class TokenAlignment:
         return CharSpan(self.offsets[span.start][0], self.offsets[span.end - 1][1])
 
     def char_to_token(self, char: int, sequence: int = 0) -> Optional[int]:
-        for i, ((start, end), s) in enumerate(zip(self.offsets, self.sequence_ids)):
-            if s == sequence and start <= char < end:
+        for i, ((start, end), inside) in enumerate(zip(self.offsets, self._in_sequence(sequence))):
+            if inside and start <= char < end:
                 return i
         return None
 

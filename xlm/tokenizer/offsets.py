@@ -49,7 +49,7 @@ _MOSES_CHARS = {
 }
 # (token character, text form) pairs that also match: `''` and `´´` become one `"`.
 _EQUIVALENT = frozenset({('"', "'")})
-_SEARCH_WINDOW = 16  # how far (in characters, each side) re-synchronisation looks
+_SEARCH_WINDOW = 24  # how far (in characters, each side) re-synchronisation looks
 _SOLID_MATCH = 3  # characters that must agree after a mismatch to re-synchronise there
 _REORDERED = 6  # longest reordered run looked for
 _CLOSE = 6  # within this many characters of a mismatch, 2 agreeing characters are enough
@@ -142,12 +142,14 @@ def _resync(target: str, i: int, norm: str, j: int) -> tuple[int, int]:
                 dj = d - di
                 if di > rest_t or dj > rest_n or di > _SEARCH_WINDOW or dj > _SEARCH_WINDOW:
                     continue
-                if di == rest_t:  # the target ends inside the group
-                    return rest_t, min(rest_n, max(dj, rest_t))
+                if di == rest_t:  # the target would end inside the group: only if nothing agrees again
+                    continue
                 if j + dj < len(norm) and norm[j + dj] == _DELETED:
                     continue
                 if _solid(target, i + di, norm, j + dj, min(solid, rest_t - di)):
                     return di, dj
+    if rest_t <= _SEARCH_WINDOW:  # the rest of the target and of the text, as one group
+        return rest_t, rest_n
     return (1, 1) if rest_n else (rest_t, 0)
 
 
@@ -282,7 +284,8 @@ def _word_table(tokenizer: Any, strip: bool) -> dict[str, tuple]:
 
 
 def _word_entry(tokenizer: Any, word: str, strip: bool, table: dict[str, tuple]) -> tuple:
-    """(tokens, ids, characters of each token, the word's token text) of a word, cached in `table`."""
+    """(tokens as `convert_ids_to_tokens` gives them, ids, characters of each BPE piece, the word's
+    token text) of a word, cached in `table`."""
     entry = table.get(word)
     if entry is None:
         tokens = tokenizer._word_to_tokens(word, strip)
@@ -290,7 +293,9 @@ def _word_entry(tokenizer: Any, word: str, strip: bool, table: dict[str, tuple])
         lengths = [len(t) for t in tokens]
         if lengths:
             lengths[-1] -= 4  # "</w>"
-        entry = (tokens, [get(t, unk) for t in tokens], lengths, "".join(tokens)[:-4])
+        ids = [get(t, unk) for t in tokens]
+        shown = [t if t in tokenizer._token_to_id else tokenizer.unk_token for t in tokens]  # as transformers
+        entry = (shown, ids, lengths, "".join(tokens)[:-4])
         if len(table) > 1_000_000:  # bound memory on endless streams of new words
             table.clear()
         table[word] = entry
