@@ -132,6 +132,20 @@ def test_corpus_every_span_gives_its_token(ours, lang):
     assert run < 0.005 * (alone + run), (alone, run)  # the allowance stays the exception
 
 
+@pytest.mark.parametrize("lang", ["en", "fr", "de"])
+def test_corpus_spans_with_the_original_xlm_preprocessing(lang):
+    """Moses on the text's case, lowercasing after it: the spans hold the same way."""
+    tok = XLMTokenizer.from_pretrained(VOCAB_DIR, preprocessing="original_xlm")
+    alone = run = 0
+    for text in read_corpus()[lang][:1000]:
+        a, r = check_spans(tok, text, lang)
+        alone, run = alone + a, run + r
+    assert run < 0.005 * (alone + run), (alone, run)
+    for hard_lang, text in HARD:
+        if hard_lang in ("en", "fr", "de"):
+            check_spans(tok, text, hard_lang)
+
+
 @pytest.mark.parametrize("lang, text", HARD, ids=[f"{i}-{lang}" for i, (lang, _) in enumerate(HARD)])
 def test_hard_cases(any_lang, lang, text):
     check_spans(any_lang, text, lang)
