@@ -196,13 +196,19 @@ def _split_last_dot(text: str) -> str:
     return text
 
 
-def _perl_class(name: str) -> str:
-    """The body of a regex character class matching what Perl's \\p{name} matches."""
+def _perl_class(name: str, bmp_only: bool = False) -> str:
+    """The body of a regex character class matching what Perl's \\p{name} matches (in the basic
+    multilingual plane only, with `bmp_only`: `re` tests such a class in one table look-up, but
+    scans a class holding supplementary characters range by range, six times slower)."""
     from xlm.tokenizer.perl_unicode import RANGES
 
     parts = []
     for pair in "".join(RANGES[name]).split():
         start, end = (int(x, 16) for x in pair.split("-"))
+        if bmp_only:
+            if start > 0xFFFF:
+                continue
+            end = min(end, 0xFFFF)
         parts.append(f"\\U{start:08x}" if start == end else f"\\U{start:08x}-\\U{end:08x}")
     return "".join(parts)
 
@@ -215,11 +221,11 @@ def _perl_chars(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _perl_moses_class() -> type:
+def _perl_moses_class(bmp_only: bool = False) -> type:
     """sacremoses' MosesTokenizer with tokenizer.perl's character classes (Perl's Unicode tables;
     sacremoses' own lack Han, Hangul and Devanagari signs, among others) and its last-word rule."""
     sacremoses = _import_sacremoses()
-    alnum, alpha, number = _perl_class("IsAlnum"), _perl_class("IsAlpha"), _perl_class("IsN")
+    alnum, alpha, number = (_perl_class(name, bmp_only) for name in ("IsAlnum", "IsAlpha", "IsN"))
     not_alpha = re.compile(f"([^{alpha}])[']([^{alpha}])"), r"\1 ' \2"
     alpha_then_other = re.compile(f"([{alpha}])[']([^{alpha}])"), r"\1 ' \2"
 
@@ -276,9 +282,9 @@ class _Chain:
         return text
 
 
-def _perl_language_rules(lang: str) -> tuple[Optional[list], Optional[list]]:
+def _perl_language_rules(lang: str, bmp_only: bool = False) -> tuple[Optional[list], Optional[list]]:
     """tokenizer.perl's rules that sacremoses lacks: (padding rules, apostrophe rules) or None."""
-    alnum, alpha, lower = _perl_class("IsAlnum"), _perl_class("IsAlpha"), _perl_class("Ll")
+    alnum, alpha, lower = (_perl_class(name, bmp_only) for name in ("IsAlnum", "IsAlpha", "Ll"))
     pad = apostrophe = None
     # A colon (fi, sv) or apostrophe (tdt) inside a word stays when a lowercase letter follows.
     # Catalan's middle dot is never split off: the script lacks `use utf8`, so its `(·)(?=...)` rule
@@ -301,10 +307,11 @@ def _perl_language_rules(lang: str) -> tuple[Optional[list], Optional[list]]:
     return pad, apostrophe
 
 
-def _perl_moses_tokenizer(lang: str) -> Any:
-    """The reference of the original mode's Moses tokenizer, for `lang`."""
-    moses = _perl_moses_class()(lang=lang)
-    pad, apostrophe = _perl_language_rules(lang)
+def _perl_moses_tokenizer(lang: str, bmp_only: bool = False) -> Any:
+    """The reference of the original mode's Moses tokenizer, for `lang` (for text without
+    supplementary-plane characters only, with `bmp_only`)."""
+    moses = _perl_moses_class(bmp_only)(lang=lang)
+    pad, apostrophe = _perl_language_rules(lang, bmp_only)
     if pad is not None:
         moses.PAD_NOT_ISALNUM = (_Chain(pad), None)
     if apostrophe is not None:  # sacremoses applies its NON_SPECIFIC rule to these languages
@@ -333,13 +340,20 @@ class _OriginalPipeline:
         self._tokenize = None
         if self.space_free_words:
             moses = _perl_moses_tokenizer(lang)
+            moses_bmp = _perl_moses_tokenizer(lang, bmp_only=True)
 
             def reference(text: str) -> list[str]:
                 return moses.tokenize(text, return_str=False, escape=False)
 
-            self._tokenize = _self_checked(
-                lambda: _FastPerlMosesTokenizer(moses).tokenize, reference, f"Moses tokenizer ({lang}, original XLM)"
-            )
+            name = f"Moses tokenizer ({lang}, original XLM)"
+            self._tokenize_any = _self_checked(lambda: _FastPerlMosesTokenizer(moses).tokenize, reference, name)
+            self._tokenize_bmp = _self_checked(lambda: _FastPerlMosesTokenizer(moses_bmp).tokenize, reference, name)
+            self._tokenize = self._moses
+
+    def _moses(self, text: str) -> list[str]:
+        if text.isascii() or max(text) <= "\uffff":
+            return self._tokenize_bmp(text)
+        return self._tokenize_any(text)
 
     def clean(self, line: str) -> str:
         """tokenize.sh before the tokenizer: unicode punctuation, normalisation, non-printing characters."""
