@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="model class, e.g. XLMWithLMHeadModel (default: config.json, else the weights)")
     convert.add_argument("--max-shard-size", metavar="SIZE", help="split weights into shards, e.g. 2GB")
     convert.add_argument("--force", action="store_true", help="replace an existing output directory")
+    convert.add_argument("--no-check-finite", dest="check_finite", action="store_false",
+                         help="convert weights holding NaN or infinite values (refused by default)")
     _parity_options(convert, check_flag=True)
     _common(convert)
 
@@ -170,7 +172,7 @@ def _convert(args: argparse.Namespace) -> int:
 
     result = convert_checkpoint(args.source, args.output, to=args.to, format=args.format,
                                 architecture=args.architecture, max_shard_size=args.max_shard_size,
-                                force=args.force, quiet=args.quiet)
+                                force=args.force, quiet=args.quiet, check_finite=args.check_finite)
     print(result.summary())
     if not args.check:
         return EXIT_OK

@@ -3,7 +3,10 @@
 Directories: a `save_pretrained` directory of either stack (or of transformers 4.57.6) converts to
 the other framework's layout - PyTorch (model.safetensors, or pytorch_model.bin) <-> Keras
 (tf_model.h5 in transformers' TF layout). Tensors stream one at a time (safetensors' mmap reader,
-h5py per dataset), so memory stays near one extra tensor; the output directory appears atomically.
+h5py per dataset), so memory stays near one extra tensor; the output directory appears in one step
+(a killed conversion leaves no output, or the old one under --force, and a hidden temporary
+directory that the next conversion into the same place removes). Weights holding NaN or infinite
+values are refused, by name, unless asked for.
 
 In memory: `state_dict_to_keras` / `keras_to_state_dict` rename and transpose numpy weights through
 the weight table; `torch_to_keras` / `keras_to_torch` turn a model of one stack into its twin.
@@ -21,7 +24,15 @@ from typing import Any
 import numpy as np
 
 from xlm._io import atomic_directory
-from xlm.checkpoint import FORMATS, find_checkpoint, open_state_dict, resolve_pretrained_dir, save_state_dict, transpose_2d
+from xlm.checkpoint import (
+    FORMATS,
+    FiniteCheck,
+    find_checkpoint,
+    open_state_dict,
+    resolve_pretrained_dir,
+    save_state_dict,
+    transpose_2d,
+)
 from xlm.config import CONFIG_NAME, XLMConfig
 from xlm.weights import (
     ARCHITECTURES,
@@ -166,6 +177,7 @@ def convert_checkpoint(
     max_shard_size: int | str | None = None,
     force: bool = False,
     quiet: bool = False,
+    check_finite: bool = True,
     **hub_kwargs: Any,
 ) -> ConversionResult:
     """Convert the checkpoint directory `source` into the new directory `output`.
@@ -175,7 +187,9 @@ def convert_checkpoint(
     alone. The architecture comes from config.json or, failing that, from the tensor names. Every
     tensor must be used exactly once (else `WeightMismatchError`); other files (tokenizer,
     generation config) are copied. `output` must not exist unless `force`; it appears only once
-    complete. A tqdm bar shows progress unless `quiet`.
+    complete. With `check_finite` (the default), tensors holding NaN or infinite values are a
+    `NonFiniteWeightsError` naming all of them, and nothing is written (each tensor is scanned once,
+    as it streams through). A tqdm bar shows progress unless `quiet`.
     """
     start = time.perf_counter()
     source_dir = resolve_pretrained_dir(source, **hub_kwargs)
@@ -197,6 +211,9 @@ def convert_checkpoint(
         stored = [tensors[s.torch_name] for s in weight_specs(config, architecture) if s.tied_to is None]
         total = sum(t.nbytes for t in stored)
         n_params = sum(int(np.prod(t.shape, dtype=np.int64)) for t in stored)
+        finite = FiniteCheck()
+        if check_finite:
+            tensors = finite.wrap(tensors)
         bar = _progress(total, f"{source_format} -> {output_format}", quiet)
         try:
             with atomic_directory(output_path, force=force) as tmp:
@@ -204,6 +221,7 @@ def convert_checkpoint(
                     tensors, tmp, config, architecture, format=output_format,
                     max_shard_size=max_shard_size, progress=lambda _name, nbytes: bar.update(nbytes),
                 )
+                finite.raise_if_any(source_dir, "convert it anyway with --no-check-finite (check_finite=False)")
                 skip = _weight_file_names(source_dir)
                 for name in sorted(os.listdir(source_dir)):
                     path = os.path.join(source_dir, name)

@@ -8,7 +8,9 @@ Formats, in the order a directory is searched:
     read and written with h5py, names and transposes taken from the weight table (`xlm.weights`).
 
 Tensors are opened lazily (`open_state_dict`), so a conversion holds about one tensor at a time;
-`load_state_dict` reads them all. Writing (`save_state_dict`) is atomic per file.
+`load_state_dict` reads them all, optionally refusing NaN or infinite values (`check_finite`).
+Writing (`save_state_dict`, `save_pretrained_directory`) is atomic per directory: the new files are
+written into a hidden sibling directory that then replaces the target in one step (`xlm._io`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from xlm._io import atomic_path, atomic_write_text
+from xlm._io import atomic_path, atomic_save_directory, atomic_write_text, is_atomic_tmp_dir
 from xlm.config import XLMConfig
 from xlm.weights import (
     ARCHITECTURES,
@@ -37,6 +39,8 @@ from xlm.weights import (
 
 __all__ = [
     "CheckpointError",
+    "NonFiniteWeightsError",
+    "FiniteCheck",
     "LazyTensor",
     "StateDictReader",
     "find_checkpoint",
@@ -44,6 +48,7 @@ __all__ = [
     "open_state_dict",
     "load_state_dict",
     "save_state_dict",
+    "save_pretrained_directory",
     "keras_model_name",
     "transpose_2d",
     "FORMATS",
@@ -86,6 +91,67 @@ _SAFETENSORS_DTYPES = {
 
 class CheckpointError(ValueError):
     """A checkpoint file cannot be read (corrupted, truncated, unsafe or in an unknown layout)."""
+
+
+class NonFiniteWeightsError(CheckpointError):
+    """A checkpoint holds NaN or infinite weights; `found` maps each such tensor's name to
+    (NaN count, infinity count, size)."""
+
+    def __init__(self, source: str, found: Mapping[str, tuple[int, int, int]], hint: str = "") -> None:
+        self.source, self.found = source, dict(found)
+        shown = [f"{name} ({nan:,} NaN, {inf:,} inf of {size:,})" for name, (nan, inf, size) in self.found.items()]
+        if len(shown) > 10:
+            shown = shown[:10] + [f"and {len(shown) - 10} more"]
+        super().__init__(
+            f"{source}: {len(self.found)} tensor{'s' if len(self.found) != 1 else ''} hold NaN or infinite values: "
+            f"{'; '.join(shown)}. Such weights give NaN or infinite outputs (a diverged or damaged checkpoint)"
+            + (f"; {hint}" if hint else "")
+        )
+
+
+#: elements per isfinite call: a small boolean temporary, still vectorised
+_FINITE_BLOCK = 1 << 18
+
+
+def _nonfinite_counts(array: np.ndarray) -> tuple[int, int] | None:
+    """(NaN count, infinity count) of a floating array that is not all finite, else None."""
+    if array.dtype.kind not in "fc" and array.dtype.name != "bfloat16":
+        return None
+    flat = np.ravel(array)
+    for start in range(0, flat.size, _FINITE_BLOCK):
+        if not np.isfinite(flat[start:start + _FINITE_BLOCK]).all():
+            nan = int(np.count_nonzero(np.isnan(flat)))
+            return nan, int(flat.size - nan - np.count_nonzero(np.isfinite(flat)))
+    return None
+
+
+class FiniteCheck:
+    """Collects the tensors holding NaN or infinite values among those it is shown, one pass each.
+
+    `check(name, array)` looks at one loaded array; `wrap(tensors)` gives lazy tensors that are
+    checked as they load (for streamed conversions); `raise_if_any(source, hint)` raises
+    `NonFiniteWeightsError` naming every tensor found.
+    """
+
+    def __init__(self) -> None:
+        self.found: dict[str, tuple[int, int, int]] = {}
+
+    def check(self, name: str, array: np.ndarray) -> np.ndarray:
+        counts = _nonfinite_counts(array)
+        if counts is not None:
+            self.found[name] = (*counts, int(array.size))
+        return array
+
+    def wrap(self, tensors: Mapping[str, Any]) -> dict[str, Any]:
+        def checked(name: str, tensor: Any) -> LazyTensor:
+            return LazyTensor(tensor.shape, tensor.dtype, lambda: self.check(name, np.asarray(tensor)),
+                              getattr(tensor, "source", name))
+
+        return {name: checked(name, tensor) for name, tensor in tensors.items()}
+
+    def raise_if_any(self, source: str, hint: str = "") -> None:
+        if self.found:
+            raise NonFiniteWeightsError(source, self.found, hint)
 
 
 # --- locating checkpoints -----------------------------------------------------------------------
@@ -313,13 +379,21 @@ def open_state_dict(path_or_dir: str | os.PathLike, config: XLMConfig, architect
     return reader
 
 
-def load_state_dict(path_or_dir: str | os.PathLike, config: XLMConfig, architecture: str) -> dict[str, np.ndarray]:
+def load_state_dict(path_or_dir: str | os.PathLike, config: XLMConfig, architecture: str, *,
+                    check_finite: bool = False) -> dict[str, np.ndarray]:
     """Every tensor of a checkpoint directory or file, by PyTorch name, in PyTorch layout.
 
     See `open_state_dict` for the names; check the result with `xlm.weights.match_state_dict`.
+    With `check_finite`, a tensor holding NaN or infinite values is a `NonFiniteWeightsError`
+    naming every such tensor (each array is scanned once, right after it is read).
     """
+    finite = FiniteCheck()
     with open_state_dict(path_or_dir, config, architecture) as reader:
-        return {name: tensor.load() for name, tensor in reader.items()}
+        if not check_finite:
+            return {name: tensor.load() for name, tensor in reader.items()}
+        state = {name: finite.check(name, tensor.load()) for name, tensor in reader.items()}
+    finite.raise_if_any(os.fspath(path_or_dir), "pass check_finite=False to load it anyway")
+    return state
 
 
 def _add(reader: StateDictReader, name: str, tensor: LazyTensor) -> None:
@@ -817,8 +891,9 @@ def save_state_dict(
       - "bin": pytorch_model.bin with the tied `pred_layer.proj.weight` (needs torch);
       - "h5": tf_model.h5 in transformers' TF layout (the embedding repeated in the LM head layer).
     With `max_shard_size` (bytes or '5MB'), files are split into shards plus a transformers index.
-    Every file is written atomically; stale files of the same format are removed afterwards.
-    `progress(name, nbytes)` is called after each tensor is written.
+    The directory changes in one step (see `save_pretrained_directory`): its other files stay,
+    weight files of the same format left from an earlier save go. `progress(name, nbytes)` is
+    called after each tensor is written.
     """
     if format not in FORMATS:
         raise ValueError(f"unknown checkpoint format {format!r}; expected one of {', '.join(FORMATS)}")
@@ -834,8 +909,57 @@ def save_state_dict(
         raise WeightMismatchError(match.fresh_head, match.unused_head, [], f"saving {architecture}")
     tensors = match.tensors
     directory = os.fspath(directory)
-    if os.path.isfile(directory):
-        raise NotADirectoryError(f"cannot save a checkpoint into {directory}: it is a file")
+    if not is_atomic_tmp_dir(directory):
+        return save_pretrained_directory(
+            directory,
+            lambda tmp: _write_state_dict(tensors, specs, tmp, architecture, format, max_shard_size, progress),
+            [format],
+        )
+    return _write_state_dict(tensors, specs, directory, architecture, format, max_shard_size, progress)
+
+
+def _keep_except(formats: list[str]) -> Callable[[str], bool]:
+    """Which entries of an existing directory a save of `formats` carries over: all but those
+    formats' weight files (single, index, shards) and temporary files of interrupted writes."""
+    patterns = [re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp\Z"), re.compile(r"\.tmp-[A-Za-z0-9_]{8}-.+\Z")]
+    for fmt in formats:
+        single, index_name = FORMATS[fmt]
+        stem, suffix = os.path.splitext(single)
+        patterns.append(re.compile(
+            "(" + re.escape(single) + "|" + re.escape(index_name) + "|" + re.escape(stem) + r"-\d{5}-of-\d{5}"
+            + re.escape(suffix) + r")\Z"
+        ))
+    return lambda name: not any(p.match(name) for p in patterns)
+
+
+def save_pretrained_directory(
+    save_directory: str | os.PathLike, write: Callable[[str], list[str]], formats: list[str]
+) -> list[str]:
+    """Run `write(directory)` (which saves a checkpoint of `formats` and returns its files) so that
+    `save_directory` changes in one step; returns the files under `save_directory`.
+
+    `write` fills a new hidden sibling directory, which then replaces `save_directory` (see
+    `xlm._io.atomic_save_directory`): a reader, a crash or a kill at any moment finds the old
+    checkpoint complete, or the new one, never a mix; two processes saving at once leave one
+    complete checkpoint (the last to finish). As transformers' save_pretrained, the other files of
+    an existing directory (tokenizer files, a README, sub-directories) are kept, hard-linked into
+    the new one; weight files of `formats` from an earlier save are dropped. A temporary directory
+    left by a killed save is removed by the next save. Inside another such save (`write` calling
+    savers), files are written straight into the directory being filled.
+    """
+    save_directory = os.fspath(save_directory)
+    if os.path.isfile(save_directory):
+        raise NotADirectoryError(f"cannot save a checkpoint into {save_directory}: it is a file")
+    if is_atomic_tmp_dir(save_directory):
+        return write(save_directory)
+    with atomic_save_directory(save_directory, keep=_keep_except(list(formats))) as tmp:
+        files = write(tmp)
+    return [os.path.join(save_directory, os.path.relpath(f, tmp)) for f in files]
+
+
+def _write_state_dict(tensors: Mapping[str, Any], specs: list[WeightSpec], directory: str, architecture: str,
+                      format: str, max_shard_size: int | str | None,
+                      progress: Callable[[str, int], None] | None) -> list[str]:
     os.makedirs(directory, exist_ok=True)
     single, index_name = FORMATS[format]
     max_bytes = _parse_size(max_shard_size) if max_shard_size is not None else None

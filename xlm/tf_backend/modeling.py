@@ -679,6 +679,7 @@ class TFXLMPreTrainedModel(keras.Model):
         token: Any = None,
         ignore_mismatched_sizes: bool = False,
         output_loading_info: bool = False,
+        check_finite: bool = True,
         **kwargs: Any,
     ) -> "TFXLMPreTrainedModel | tuple[TFXLMPreTrainedModel, dict[str, list]]":
         """Load a model from a directory (or Hub repository) written by us or by transformers.
@@ -688,7 +689,9 @@ class TFXLMPreTrainedModel(keras.Model):
         tf_model.h5 or their shards. `dtype` is the Keras dtype policy (e.g. "mixed_float16"). As in
         transformers: `ignore_mismatched_sizes` leaves mis-shaped weights (a classifier with another
         num_labels) at their initialisation; `output_loading_info` also returns a dict of missing,
-        unexpected and mismatched keys.
+        unexpected and mismatched keys. A checkpoint holding NaN or infinite weights is a
+        `NonFiniteWeightsError` naming them (such a model gives NaN outputs; `check_finite=False`
+        loads it anyway, e.g. to inspect a diverged run).
         """
         from xlm import checkpoint
 
@@ -699,7 +702,7 @@ class TFXLMPreTrainedModel(keras.Model):
         directory = checkpoint.resolve_pretrained_dir(name_or_path, **hub_kwargs)
         config = checkpoint.pretrained_config(cls.__name__, directory, config, kwargs)
         model = cls(config, dtype=dtype)
-        state = checkpoint.load_state_dict(directory, config, cls.architecture)
+        state = checkpoint.load_state_dict(directory, config, cls.architecture, check_finite=check_finite)
         match = model.load_state_dict(state, os.fspath(name_or_path), ignore_mismatched_sizes)
         return (model, match.loading_info()) if output_loading_info else model
 
@@ -711,7 +714,8 @@ class TFXLMPreTrainedModel(keras.Model):
     ) -> list[str]:
         """Write config.json and tf_model.h5 (transformers' TF layout, which its TFXLM classes read);
         with `safe_serialization`, also model.safetensors (PyTorch names). Sharded above
-        `max_shard_size`. Returns the files written."""
+        `max_shard_size`. Returns the files written. The directory changes in one step, other files
+        in it kept (`checkpoint.save_pretrained_directory`)."""
         from xlm import checkpoint
 
         architecture = self._architecture()
@@ -719,12 +723,16 @@ class TFXLMPreTrainedModel(keras.Model):
         config = copy.deepcopy(self.config)
         config.architectures = [architecture]
         formats = ["h5"] + (["safetensors"] if safe_serialization else [])
-        files = []
-        for fmt in formats:
-            files += checkpoint.save_state_dict(
-                state, save_directory, config, architecture, format=fmt, max_shard_size=max_shard_size
-            )
-        return [config.save_pretrained(save_directory), *files]
+
+        def write(directory: str) -> list[str]:
+            files = []
+            for fmt in formats:
+                files += checkpoint.save_state_dict(
+                    state, directory, config, architecture, format=fmt, max_shard_size=max_shard_size
+                )
+            return [config.save_pretrained(directory), *files]
+
+        return checkpoint.save_pretrained_directory(save_directory, write, formats)
 
     # === Keras entry points: a tokenizer's output (a dict subclass Keras does not recognise) as a dict ===
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -329,6 +329,7 @@ class XLMPreTrainedModel(nn.Module):
         ignore_mismatched_sizes: bool = False,
         output_loading_info: bool = False,
         torch_dtype: torch.dtype | str | None = None,
+        check_finite: bool = True,
         **kwargs: Any,
     ) -> "XLMPreTrainedModel | tuple[XLMPreTrainedModel, dict[str, list]]":
         """Load a model from a directory (or Hub repository) written by us or by transformers.
@@ -340,7 +341,9 @@ class XLMPreTrainedModel(nn.Module):
         config records); `torchscript=True` (a config field) gives tuple outputs and an untied copy
         of the output embeddings, so that `torch.jit.trace` takes the model; `ignore_mismatched_sizes` leaves mis-shaped weights (a classifier with
         another num_labels) at their initialisation; `output_loading_info` also returns a dict of
-        missing, unexpected and mismatched keys.
+        missing, unexpected and mismatched keys. A checkpoint holding NaN or infinite weights is a
+        `NonFiniteWeightsError` naming them (such a model gives NaN outputs; `check_finite=False`
+        loads it anyway, e.g. to inspect a diverged run).
         """
         from xlm import checkpoint
 
@@ -355,7 +358,7 @@ class XLMPreTrainedModel(nn.Module):
         model = cls(config)
         if attn_implementation is not None:
             model.set_attn_implementation(attn_implementation)
-        state = checkpoint.load_state_dict(directory, config, architecture)
+        state = checkpoint.load_state_dict(directory, config, architecture, check_finite=check_finite)
         match = model.load_weights(state, os.fspath(name_or_path), ignore_mismatched_sizes)
         model.tie_weights()  # under torchscript: the copy of the loaded word embeddings
         if dtype is not None:
@@ -370,7 +373,8 @@ class XLMPreTrainedModel(nn.Module):
         max_shard_size: int | str | None = None,
     ) -> list[str]:
         """Write config.json and the weights (model.safetensors, or pytorch_model.bin when
-        `safe_serialization` is False; sharded above `max_shard_size`); returns the files written."""
+        `safe_serialization` is False; sharded above `max_shard_size`); returns the files written.
+        The directory changes in one step, other files in it kept (`checkpoint.save_pretrained_directory`)."""
         from xlm import checkpoint
 
         architecture = self._architecture()
@@ -382,15 +386,14 @@ class XLMPreTrainedModel(nn.Module):
             state[name] = tensor.numpy()
         config = copy.deepcopy(self.config)
         config.architectures = [architecture]
-        files = checkpoint.save_state_dict(
-            state,
-            save_directory,
-            config,
-            architecture,
-            format="safetensors" if safe_serialization else "bin",
-            max_shard_size=max_shard_size,
-        )
-        return [config.save_pretrained(save_directory), *files]
+        fmt = "safetensors" if safe_serialization else "bin"
+
+        def write(directory: str) -> list[str]:
+            files = checkpoint.save_state_dict(state, directory, config, architecture, format=fmt,
+                                               max_shard_size=max_shard_size)
+            return [config.save_pretrained(directory), *files]
+
+        return checkpoint.save_pretrained_directory(save_directory, write, [fmt])
 
     def push_to_hub(
         self,
