@@ -12,6 +12,9 @@
 - `special_tokens`: special-token attributes, `add_tokens`, `add_special_tokens`.
 - `padding`: truncation and padding rules.
 - `encoding`: `AddedToken`, `BatchEncoding` and tensor conversion.
+- `offsets`: character offsets of tokens in the original text (`return_offsets_mapping`) and
+  overflowing windows (`return_overflowing_tokens`, `stride`); `alignment`: `word_ids()`,
+  `char_to_token()` and the other look-ups of a `BatchEncoding` that has them.
 - `files`: file names, reading `vocab.json` / `merges.txt`, atomic writes.
 """
 
