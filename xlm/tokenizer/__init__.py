@@ -7,6 +7,8 @@
 - `normalize`: text normalisation (unicode punctuation, non-printing characters, Romanian, lowercasing
   and accent removal).
 - `moses`: sacremoses' punctuation normaliser and tokenizer, with a fast path checked against them.
+- `original`: the original facebookresearch/XLM scripts' order (`preprocessing="original_xlm"`);
+  `perl_unicode`: the Perl character classes its Moses tokenizer uses.
 - `languages`: text to words per language (Moses, or the Chinese / Thai / Japanese segmenters);
   `pre_tokenize`.
 - `special_tokens`: special-token attributes, `add_tokens`, `add_special_tokens`.
@@ -27,6 +29,7 @@ from xlm.tokenizer.normalize import (
     replace_unicode_punct,
     romanian_preprocessing,
 )
+from xlm.tokenizer.original import PREPROCESSING_MODES, original_xlm_words
 from xlm.tokenizer.special_tokens import DEFAULT_SPECIAL_TOKENS
 from xlm.tokenizer.xlm_tokenizer import XLMTokenizer
 
@@ -38,6 +41,8 @@ __all__ = [
     "DEFAULT_SPECIAL_TOKENS",
     "CUSTOM_SEGMENTER_LANGUAGES",
     "pre_tokenize",
+    "original_xlm_words",
+    "PREPROCESSING_MODES",
     "lowercase_and_remove_accent",
     "replace_unicode_punct",
     "remove_non_printing_char",
