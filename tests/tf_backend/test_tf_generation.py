@@ -1,6 +1,7 @@
 """generate() of the Keras LM head: the PyTorch twin's tokens for greedy and beam search (cached or not, with
-languages, eos and padded batches), seeded sampling and its distribution, filter_logits, and the refusals.
-On every Keras backend."""
+languages, eos and padded batches), seeded sampling and its distribution, filter_logits, and the refusals;
+transformers' arguments and masked-LM generation against the PyTorch twin (tokens, scores) and, for masked
+LMs, transformers' TF class. On every Keras backend."""
 
 import os
 
@@ -158,16 +159,14 @@ def test_filter_logits_equals_the_pytorch_twin():
     assert np.isinf(filter_logits(logits, top_p=0.81)).tolist() == [[False, False, False, True]]
     assert np.isinf(filter_logits(logits[:, [2, 0, 3, 1]], top_p=0.6)).tolist() == [[True, False, True, False]]
     scores = np.random.default_rng(0).standard_normal((4, 50)).astype(np.float32) * 3
-    for top_k, top_p in ((0, 1.0), (7, 1.0), (0, 0.9), (10, 0.5), (50, 0.99)):
-        expected = pt.filter_logits(torch.from_numpy(scores), top_k, top_p).numpy()
-        np.testing.assert_array_equal(to_np(filter_logits(scores, top_k, top_p)), expected)
+    for top_k, top_p, keep in ((0, 1.0, 1), (7, 1.0, 1), (0, 0.9, 1), (10, 0.5, 1), (50, 0.99, 1), (1, 0.0, 3)):
+        expected = pt.filter_logits(torch.from_numpy(scores), top_k, top_p, keep).numpy()
+        np.testing.assert_array_equal(to_np(filter_logits(scores, top_k, top_p, keep)), expected)
 
 
 def test_refusals_name_the_problem():
     model, _ = twins()
     ids = prompts(model.config)
-    with pytest.raises(ValueError, match="needs a causal model"):
-        TFXLMWithLMHeadModel(tiny_config("default")).generate(ids)
     with pytest.raises(ValueError, match="beam sampling"):
         model.generate(ids, num_beams=2, do_sample=True)
     with pytest.raises(ValueError, match="num_return_sequences=3 needs num_beams >= 3"):
@@ -176,7 +175,7 @@ def test_refusals_name_the_problem():
         model.generate(ids[:, 0])
     with pytest.raises(ValueError, match="integer token ids, got dtype float32"):
         model.generate(ids.astype(np.float32))
-    with pytest.raises(ValueError, match="temperature must be positive, got 0"):
+    with pytest.raises(ValueError, match="temperature must be a positive number, got 0"):
         model.generate(ids, do_sample=True, temperature=0)
 
 
@@ -210,3 +209,125 @@ def test_a_tokenizer_batch_goes_in_as_it_comes_out():
     out = model.generate(**tokenizer(texts, padding=True, return_tensors=tensors), max_new_tokens=3, num_beams=2)
     expected = twin.generate(**tokenizer(texts, padding=True, return_tensors="pt"), max_new_tokens=3, num_beams=2)
     np.testing.assert_array_equal(to_np(out), expected.numpy())
+
+
+# --- transformers' arguments and masked-LM generation ------------------------------------------------------------
+
+def masked_lm_twins():
+    """A masked LM (lang_id 1) with weights large enough that greedy tokens vary, and its PyTorch twin."""
+    config = tiny_config("multilang", lang_id=1)
+    torch.manual_seed(0)
+    twin = pt.XLMWithLMHeadModel(config).eval()
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for param in twin.parameters():
+            param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
+    model = TFXLMWithLMHeadModel(config)
+    model.load_state_dict({name: value.numpy() for name, value in twin.state_dict().items()})
+    return model, twin
+
+
+ARGUMENT_CASES = {
+    "max_length": dict(max_length=9),
+    "default length": dict(),
+    "repetition_penalty": dict(max_new_tokens=6, repetition_penalty=1.7),
+    "no_repeat_ngram_size": dict(max_new_tokens=8, no_repeat_ngram_size=2),
+    "eos, scores, logits": dict(max_new_tokens=8, eos_token_id="eos", return_dict_in_generate=True,
+                                output_scores=True, output_logits=True),
+    "eos list, min_new_tokens": dict(max_new_tokens=8, eos_token_id=["eos", "other"], min_new_tokens=3,
+                                     return_dict_in_generate=True, output_scores=True),
+    "min_length, pad_token_id": dict(max_new_tokens=8, eos_token_id="eos", min_length=8, pad_token_id=0),
+    "beams, scores": dict(max_new_tokens=6, num_beams=3, num_return_sequences=2, eos_token_id="eos",
+                          return_dict_in_generate=True, output_scores=True, output_logits=True),
+    "beams, never, processors": dict(max_new_tokens=7, num_beams=4, eos_token_id=["other", "eos"],
+                                     length_penalty=2.0, early_stopping="never", repetition_penalty=1.2,
+                                     no_repeat_ngram_size=2, return_dict_in_generate=True, output_scores=True),
+    "padded, scores": dict(max_new_tokens=4, padded=True, eos_token_id="eos", return_dict_in_generate=True,
+                           output_scores=True),
+    "padded beams": dict(max_new_tokens=4, padded=True, num_beams=2, return_dict_in_generate=True,
+                         output_scores=True),
+}
+
+
+def resolve_case(kwargs: dict, free: np.ndarray, prompt_len: int) -> dict:
+    """The case with its "eos" / "other" stand-ins replaced by tokens of the free greedy run `free`."""
+    names = {"eos": int(free[0, prompt_len + 2]), "other": int(free[1, prompt_len + 1])}
+    kwargs = dict(kwargs)
+    eos = kwargs.get("eos_token_id")
+    if eos is not None:
+        kwargs["eos_token_id"] = [names[e] for e in eos] if isinstance(eos, list) else names[eos]
+    return kwargs
+
+
+def assert_same_generation(ours, expected) -> None:
+    """Our Keras output equals the PyTorch twin's: the class, the sequences, scores within 1e-5 (-inf at the same
+    places), beam indices."""
+    if isinstance(expected, torch.Tensor):
+        np.testing.assert_array_equal(to_np(ours), expected.numpy())
+        return
+    assert type(ours).__name__ == type(expected).__name__
+    assert list(ours.keys()) == list(expected.keys())
+    np.testing.assert_array_equal(to_np(ours.sequences), expected.sequences.numpy())
+    for name in ("scores", "logits"):
+        if getattr(expected, name) is not None:
+            assert len(getattr(ours, name)) == len(getattr(expected, name))
+            for got, want in zip(getattr(ours, name), getattr(expected, name)):
+                got, want = to_np(got), want.numpy()
+                np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+                np.testing.assert_allclose(np.nan_to_num(got, neginf=0), np.nan_to_num(want, neginf=0), atol=1e-5)
+    if getattr(expected, "sequences_scores", None) is not None:
+        np.testing.assert_allclose(to_np(ours.sequences_scores), expected.sequences_scores.numpy(), atol=1e-5)
+    if getattr(expected, "beam_indices", None) is not None:
+        np.testing.assert_array_equal(to_np(ours.beam_indices), expected.beam_indices.numpy())
+
+
+@pytest.mark.parametrize("case", list(ARGUMENT_CASES))
+@pytest.mark.parametrize("kind", ["causal", "masked LM"])
+def test_arguments_equal_the_pytorch_twin(kind, case):
+    """Every transformers argument on both kinds of model: the twin's tokens and scores (the PyTorch tests
+    check the masked LM against transformers and the causal processors against transformers' processors)."""
+    model, twin = twins() if kind == "causal" else masked_lm_twins()
+    ids = prompts(model.config, length=5)
+    kwargs = resolve_case(ARGUMENT_CASES[case], to_np(model.generate(ids, max_new_tokens=8)), 5)
+    inputs = {"input_ids": ids}
+    if kwargs.pop("padded", False):
+        mask = np.ones_like(ids)
+        mask[1, 3:] = mask[2, 2:] = 0
+        inputs = {"input_ids": np.where(mask == 1, ids, model.config.pad_index), "attention_mask": mask}
+    expected = twin.generate(**{k: torch.from_numpy(v) for k, v in inputs.items()}, **kwargs)
+    assert_same_generation(model.generate(**inputs, **kwargs), expected)
+
+
+def test_generation_config_and_bos_equal_the_pytorch_twin():
+    model, twin = masked_lm_twins()
+    assert model.generation_config == twin.generation_config
+    assert (model.generation_config.pad_token_id, model.generation_config.top_k) == (2, 50)
+    settings = xlm.GenerationConfig(max_new_tokens=4, num_beams=2, no_repeat_ngram_size=2)
+    ids = prompts(model.config, length=5)
+    np.testing.assert_array_equal(to_np(model.generate(ids, settings)), twin.generate(torch.from_numpy(ids), settings))
+    np.testing.assert_array_equal(to_np(model.generate(max_new_tokens=3)), twin.generate(max_new_tokens=3))
+    with pytest.raises(ValueError, match="Input length of input_ids is 5, but max_length is set to 5"):
+        model.generate(ids, max_length=5)
+    with pytest.raises(ValueError, match=r"eos_token_id must be a token id in \[0, 99\)"):
+        model.generate(ids, eos_token_id=[3, 120])
+    with pytest.raises(ValueError, match="repetition_penalty must be a positive number, got -1"):
+        model.generate(ids, repetition_penalty=-1)
+
+
+@pytest.mark.parametrize("kwargs", [dict(max_new_tokens=6), dict(max_new_tokens=6, repetition_penalty=1.5,
+                                                                  no_repeat_ngram_size=2),
+                                    dict(max_length=9, min_length=8, eos_token_id="eos"),
+                                    dict(max_new_tokens=5, num_beams=3, num_return_sequences=2)])
+def test_masked_lm_equals_transformers_tf(kwargs):
+    """transformers' TFXLMWithLMHeadModel (tf-keras) generates the same tokens where it takes the argument."""
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("tf_keras")
+    import tensorflow as tf
+    from tf_helpers import hf_tf_model, torch_state
+
+    model, twin = masked_lm_twins()
+    ids = prompts(model.config, length=5)
+    kwargs = resolve_case(kwargs, to_np(model.generate(ids, max_new_tokens=8)), 5)
+    reference = hf_tf_model(model.config, "XLMWithLMHeadModel", torch_state(twin))
+    np.testing.assert_array_equal(to_np(model.generate(ids, **kwargs)), reference.generate(tf.constant(ids),
+                                                                                          **kwargs).numpy())
