@@ -178,12 +178,17 @@ _exchange = _renameat2_exchange()
 
 
 def _carry_over(old: str, new: str, keep: Callable[[str], bool]) -> None:
-    """Hard-link (else copy) into `new` the entries of `old` that `keep` accepts and `new` lacks."""
+    """Hard-link (else copy) into `new` the entries of `old` that `keep` accepts and `new` lacks; in a
+    directory both have (saved_model/ holding a new version beside the old ones), the same one level down."""
     present = set(os.listdir(new))
     for entry in os.listdir(old):
-        if entry in present or not keep(entry):
+        if not keep(entry):
             continue
         source, target = os.path.join(old, entry), os.path.join(new, entry)
+        if entry in present:
+            if all(os.path.isdir(p) and not os.path.islink(p) for p in (source, target)):
+                _carry_over(source, target, keep)
+            continue
         if os.path.islink(source):
             os.symlink(os.readlink(source), target)
         elif os.path.isdir(source):

@@ -194,12 +194,13 @@ def test_export_serves_without_an_input_signature(tmp_path, architecture):
     model = MODEL_CLASSES[architecture](config)
     model.export(str(tmp_path / "served"), verbose=False)
     inputs = arch_inputs(config, architecture)
-    feed = {name: tf.constant(to_np(inputs[name]), tf.int32) for name in ("input_ids", "attention_mask", "langs")}
+    feed = {name: tf.constant(to_np(inputs[name]), tf.int32)
+            for name in ("input_ids", "attention_mask", "langs", "token_type_ids")}
     expected = to_np(model(feed).logits)
     served = tf.saved_model.load(str(tmp_path / "served"))
     np.testing.assert_allclose(to_np(served.serve(feed)["logits"]), expected, atol=1e-5)
     signature = served.signatures["serving_default"]
     assert sorted(spec.shape.rank for spec in signature.structured_input_signature[1].values()) == [
         model.input_rank
-    ] * 3
+    ] * 4
 

@@ -117,15 +117,16 @@ class TFXLMWithLMHeadModel(TFXLMPreTrainedModel, TFXLMGenerationMixin):
 
 def _classification_loss(config: XLMConfig, logits: Any, labels: Any) -> Any:
     """transformers' problem types: regression (1 label, MSE), single-label (cross entropy) or
-    multi-label (binary cross entropy), inferred from num_labels and the labels' dtype when unset."""
-    problem_type = config.problem_type
-    if problem_type is None:
+    multi-label (binary cross entropy). Unset, it is inferred from num_labels and the labels' dtype
+    and written into the config, as the PyTorch stack (and transformers' PyTorch model) does."""
+    if config.problem_type is None:
         if config.num_labels == 1:
-            problem_type = "regression"
+            config.problem_type = "regression"
         elif is_integer_dtype(labels):
-            problem_type = "single_label_classification"
+            config.problem_type = "single_label_classification"
         else:
-            problem_type = "multi_label_classification"
+            config.problem_type = "multi_label_classification"
+    problem_type = config.problem_type
     logits = ops.cast(logits, "float32")
     if problem_type == "regression":
         labels = ops.cast(labels, "float32")

@@ -1,7 +1,9 @@
 """The Keras 3 XLM encoder (TFXLMMainLayer), the shared model base class and TFXLMModel.
 
 Twin of `xlm/torch_backend/modeling.py`: same classes (with a TF prefix), same call arguments,
-same numbers. The forward pass reads like the paper: embeddings -> layers -> mask.
+same numbers. The forward pass reads like the paper: embeddings -> layers -> mask. Beyond
+transformers' XLM: gradient checkpointing (`gradient_checkpointing_enable`), each Transformer layer
+rematerialised with `keras.remat` on TensorFlow, JAX and torch.
 """
 
 from __future__ import annotations
@@ -219,6 +221,8 @@ class TFXLMMainLayer(keras.layers.Layer):
         self.layer_norm1 = [layer_norm(eps, f"layer_norm1_{i}", policy) for i in range(config.n_layers)]
         self.ffns = [TFXLMTransformerFFN(config, name=f"ffns_{i}", dtype=policy) for i in range(config.n_layers)]
         self.layer_norm2 = [layer_norm(eps, f"layer_norm2_{i}", policy) for i in range(config.n_layers)]
+        #: training calls rematerialise each layer (see TFXLMPreTrainedModel.gradient_checkpointing_enable)
+        self.gradient_checkpointing = False
 
     def build(self, input_shape: Any = None) -> None:
         if self.built:
@@ -365,19 +369,17 @@ class TFXLMMainLayer(keras.layers.Layer):
         # === Transformer layers ===
         hidden_states = () if output_hidden_states else None
         attentions = () if output_attentions else None
+        rematerialised = self.gradient_checkpointing and bool(training) and cache is None
         for i in range(config.n_layers):
             if output_hidden_states:
                 hidden_states += (tensor,)
-            attn, weights = self.attentions[i](
-                tensor, attn_mask, cache=cache, head_mask=head_mask[i], output_attentions=output_attentions,
-                training=training,
-            )
+            layer_args = (i, tensor, attn_mask, cache, head_mask[i], output_attentions, mask_multiplier, training)
+            if rematerialised:
+                tensor, weights = self._rematerialised_layer(*layer_args)
+            else:
+                tensor, weights = self._layer(*layer_args)
             if output_attentions:
                 attentions += (weights,)
-            tensor = self._norm(self.layer_norm1[i], tensor + self.dropout(attn, training=training))
-            tensor = self._norm(self.layer_norm2[i], tensor + self.ffns[i](tensor, training=training))
-            if mask_multiplier is not None:
-                tensor = tensor * mask_multiplier
         if output_hidden_states:
             hidden_states += (tensor,)
         if cache is not None:
@@ -386,9 +388,90 @@ class TFXLMMainLayer(keras.layers.Layer):
         output = BaseModelOutput(last_hidden_state=tensor, hidden_states=hidden_states, attentions=attentions)
         return output if return_dict else output.to_tuple()
 
+    def _layer(
+        self, i: int, tensor: Any, attn_mask: Any, cache: TFXLMCache | None, head_mask: Any,
+        output_attentions: bool, mask_multiplier: Any, training: bool,
+    ) -> tuple[Any, Any]:
+        """Transformer layer `i`: attention, add & norm, feed-forward, add & norm, padding mask; returns
+        the new hidden states and the attention probabilities (None unless asked for)."""
+        attn, weights = self.attentions[i](
+            tensor, attn_mask, cache=cache, head_mask=head_mask, output_attentions=output_attentions,
+            training=training,
+        )
+        tensor = self._norm(self.layer_norm1[i], tensor + self.dropout(attn, training=training))
+        tensor = self._norm(self.layer_norm2[i], tensor + self.ffns[i](tensor, training=training))
+        if mask_multiplier is not None:
+            tensor = tensor * mask_multiplier
+        return tensor, weights
+
+    def _rematerialised_layer(
+        self, i: int, tensor: Any, attn_mask: Any, cache: None, head_mask: Any,
+        output_attentions: bool, mask_multiplier: Any, training: bool,
+    ) -> tuple[Any, Any]:
+        """`_layer` under `keras.remat`: only its input is kept, the layer runs again in the backward pass.
+
+        The recomputation must draw the dropout masks of the first run, but a dropout layer's seed
+        generator moves on at every draw (and JAX cannot let state change inside a checkpoint). So the
+        layer's generators' states at its entry go in as inputs, the layer draws from them through
+        `_ReplayedSeeds`, and the real generators move on once, outside, by the draws made: the masks
+        are those of the layer without remat, bit for bit.
+        """
+        dropouts = [self.dropout, self.attentions[i].dropout, self.ffns[i].dropout]
+        dropouts = [dropout for dropout in dropouts if getattr(dropout, "seed_generator", None) is not None]  # rate > 0
+        starts = [dropout.seed_generator.state.value * 1 for dropout in dropouts]  # copies: the states move on below
+        draws = [0] * len(dropouts)
+
+        def rematerialised(tensor: Any, *starts: Any) -> Any:
+            replayed = [_ReplayedSeeds(start, dropout.seed_generator) for start, dropout in zip(starts, dropouts)]
+            originals = [dropout.seed_generator for dropout in dropouts]
+            try:
+                for dropout, generator in zip(dropouts, replayed):
+                    object.__setattr__(dropout, "seed_generator", generator)  # no Keras tracking of a stand-in
+                tensor, weights = self._layer(
+                    i, tensor, attn_mask, None, head_mask, output_attentions, mask_multiplier, training
+                )
+            finally:
+                for dropout, generator in zip(dropouts, originals):
+                    object.__setattr__(dropout, "seed_generator", generator)
+            draws[:] = [generator.draws for generator in replayed]
+            # remat functions return tensors only
+            return (tensor, weights) if output_attentions else tensor
+
+        outputs = keras.remat(rematerialised)(tensor, *starts)
+        for dropout, start, count in zip(dropouts, starts, draws):
+            if count:
+                dropout.seed_generator.state.assign(_seed_after(start, count))
+        return outputs if output_attentions else (outputs, None)
+
     def get_input_embeddings(self) -> TFXLMEmbedding:
         """The word-embedding table."""
         return self.embeddings
+
+
+def _seed_after(state: Any, draws: int) -> Any:
+    """A SeedGenerator's state `draws` ordered draws after `state` (each adds [0, 1], as its `next` does)."""
+    increment = ops.convert_to_tensor(np.array([0, draws]), dtype=keras.backend.standardize_dtype(state.dtype))
+    return ops.add(state, increment)
+
+
+class _ReplayedSeeds(keras.random.SeedGenerator):
+    """A dropout layer's seed generator inside a rematerialised layer: the seeds the real generator gives
+    from the state `start`, with no state of its own (see `TFXLMMainLayer._rematerialised_layer`)."""
+
+    def __init__(self, start: Any, original: keras.random.SeedGenerator) -> None:
+        # no SeedGenerator.__init__: it would make a state variable
+        self.start = start
+        self.draws = 0
+        # Keras' torch dropout reads it: unseeded, it draws from torch's global generator (which
+        # torch.utils.checkpoint replays) and never calls `next`
+        self._initial_seed = original._initial_seed
+
+    def next(self, ordered: bool = True) -> Any:
+        if not ordered:
+            raise NotImplementedError("a rematerialised layer replays ordered seed draws only")
+        seed = _seed_after(self.start, self.draws)
+        self.draws += 1
+        return seed
 
 
 # --- weights by name ----------------------------------------------------------------------------
@@ -583,6 +666,57 @@ class TFXLMPreTrainedModel(keras.Model):
     def _return_dict(self, return_dict: bool | None) -> bool:
         return self.config.use_return_dict if return_dict is None else return_dict
 
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """Number of weights (each variable once; dropout seed state is no weight); only those that train
+        (`only_trainable`), or without the embedding tables (`exclude_embeddings`: words, positions,
+        languages): the PyTorch twin's (and transformers' PyTorch) counts."""
+        tables = set()
+        if exclude_embeddings:
+            tables = {id(layer.weight) for layer in self._flatten_layers() if isinstance(layer, TFXLMEmbedding)}
+        counted: dict[int, int] = {}
+        for variable in self.named_weights().values():
+            if id(variable) not in tables and (variable.trainable or not only_trainable):
+                counted[id(variable)] = int(np.prod(variable.shape))
+        return sum(counted.values())
+
+    # === Gradient checkpointing ===
+    @property
+    def supports_gradient_checkpointing(self) -> bool:
+        """Whether `gradient_checkpointing_enable` works here: `keras.remat` rematerialises on TensorFlow,
+        JAX and torch (the numpy and OpenVINO backends do not train)."""
+        return BACKEND in ("tensorflow", "jax", "torch")
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
+        """Rematerialise every Transformer layer in training calls (`keras.remat`: tf.recompute_grad,
+        jax.checkpoint or torch.utils.checkpoint): only each layer's input is kept for the backward pass,
+        which runs the layer again. Losses and gradients are unchanged, dropout masks included. The
+        PyTorch twin's method (transformers' XLM has none); `keras.remat` takes no options, so
+        `gradient_checkpointing_kwargs` must be empty. Calls with a cache are not rematerialised."""
+        if gradient_checkpointing_kwargs:
+            raise ValueError(
+                f"keras.remat takes no options; got gradient_checkpointing_kwargs={gradient_checkpointing_kwargs!r}"
+            )
+        if not self.supports_gradient_checkpointing:
+            raise ValueError(
+                f"gradient checkpointing needs keras.remat, which does nothing on the {BACKEND!r} Keras backend: "
+                "use TensorFlow, JAX or torch"
+            )
+        self._set_gradient_checkpointing(True)
+
+    def gradient_checkpointing_disable(self) -> None:
+        """Keep every activation again (see `gradient_checkpointing_enable`)."""
+        self._set_gradient_checkpointing(False)
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        """Whether training calls rematerialise the Transformer layers."""
+        return bool(self.base_model.gradient_checkpointing)
+
+    def _set_gradient_checkpointing(self, value: bool) -> None:
+        if self.base_model.gradient_checkpointing != value:
+            self.base_model.gradient_checkpointing = value
+            self.train_function = self.test_function = self.predict_function = None  # traced with the old setting
+
     # === Calling ===
     def _check_call_inputs(self, kwargs: dict[str, Any]) -> None:
         """The encoder's input checks, run eagerly before entering the inference graph."""
@@ -709,13 +843,21 @@ class TFXLMPreTrainedModel(keras.Model):
     def save_pretrained(
         self,
         save_directory: str | os.PathLike,
-        safe_serialization: bool = False,
+        saved_model: bool = False,
+        version: int = 1,
+        signatures: Any = None,
         max_shard_size: int | str | None = None,
+        safe_serialization: bool = False,
     ) -> list[str]:
         """Write config.json and tf_model.h5 (transformers' TF layout, which its TFXLM classes read);
         with `safe_serialization`, also model.safetensors (PyTorch names). Sharded above
         `max_shard_size`. Returns the files written. The directory changes in one step, other files
-        in it kept (`checkpoint.save_pretrained_directory`)."""
+        in it kept (`checkpoint.save_pretrained_directory`).
+
+        `saved_model=True` also writes a TensorFlow SavedModel to saved_model/<version> (the layout
+        TF Serving reads), as transformers' TF models do: signatures `serving_default` (int32 inputs by
+        name, see `input_signature`) and `int64_serving`, unless `signatures` are given. TensorFlow only.
+        """
         from xlm import checkpoint
 
         architecture = self._architecture()
@@ -723,6 +865,8 @@ class TFXLMPreTrainedModel(keras.Model):
         config = copy.deepcopy(self.config)
         config.architectures = [architecture]
         formats = ["h5"] + (["safetensors"] if safe_serialization else [])
+        if saved_model:
+            self._check_serving_backend()
 
         def write(directory: str) -> list[str]:
             files = []
@@ -730,9 +874,40 @@ class TFXLMPreTrainedModel(keras.Model):
                 files += checkpoint.save_state_dict(
                     state, directory, config, architecture, format=fmt, max_shard_size=max_shard_size
                 )
-            return [config.save_pretrained(directory), *files]
+            files = [config.save_pretrained(directory), *files]
+            if saved_model:
+                target = os.path.join(directory, "saved_model", str(version))
+                files.append(tf_only.save_saved_model(self, target, signatures))
+            return files
 
         return checkpoint.save_pretrained_directory(save_directory, write, formats)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: Any = None,
+        max_shard_size: int | str | None = "5GB",
+        create_pr: bool = False,
+        safe_serialization: bool = True,
+        revision: str | None = None,
+        commit_description: str | None = None,
+    ) -> Any:
+        """Upload what `save_pretrained` writes (tf_model.h5, and model.safetensors with
+        `safe_serialization`, transformers' default) to the Hub model repository `repo_id` (created if
+        needed), as transformers' `push_to_hub`; needs `huggingface_hub` (see `xlm.hub.push_folder_to_hub`)."""
+        from xlm.hub import push_folder_to_hub
+
+        def save(directory: str) -> None:
+            self.save_pretrained(directory, safe_serialization=safe_serialization, max_shard_size=max_shard_size)
+
+        return push_folder_to_hub(
+            save, repo_id, commit_message=commit_message or "Upload model", private=private, token=token,
+            create_pr=create_pr, revision=revision, commit_description=commit_description,
+            what=f"the {type(self).__name__}",
+        )
 
     # === Keras entry points: a tokenizer's output (a dict subclass Keras does not recognise) as a dict ===
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -751,22 +926,54 @@ class TFXLMPreTrainedModel(keras.Model):
         output_class = getattr(self, "_predict_output_class", None)
         return output_class(**result) if output_class is not None and isinstance(result, dict) else result
 
-    @property
-    def input_signature(self) -> dict[str, Any]:
-        """Serving inputs (as transformers' TF models): int32 `tf.TensorSpec`s of input_ids and attention_mask,
-        and langs when the model has language embeddings, with any batch and sequence length. TensorFlow only
-        (SavedModel export)."""
+    # === Serving (TensorFlow) ===
+    def _check_serving_backend(self) -> None:
         if tf_only is None:
             raise RuntimeError(
                 f"the serving signature (SavedModel export) needs Keras on TensorFlow; KERAS_BACKEND is {BACKEND!r}"
             )
+
+    @property
+    def input_signature(self) -> dict[str, Any]:
+        """Serving inputs, as transformers' TF models: int32 `tf.TensorSpec`s named input_ids, attention_mask,
+        langs (when the model has language embeddings) and token_type_ids (what the tokenizer returns), with
+        any batch and sequence length. TensorFlow only (SavedModel export)."""
+        self._check_serving_backend()
         names = ["input_ids", "attention_mask"] + (["langs"] if self.config.uses_lang_embeddings else [])
-        return tf_only.serving_signature(names, self.input_rank)
+        return tf_only.serving_signature([*names, "token_type_ids"], self.input_rank)
+
+    def serving(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """The SavedModel serving function (transformers' `serving`): the model's outputs on a dict of
+        inputs, as a dict of tensors (see `serving_output`), traced once per input signature."""
+        self._check_serving_backend()
+        return tf_only.serving_function(self)(dict(inputs))
+
+    def serving_output(self, output: Any) -> dict[str, Any]:
+        """The outputs a signature returns: the tensor fields of `output` (hidden states and attentions,
+        when the config asks for them, stacked into one tensor each)."""
+        if not isinstance(output, Mapping):
+            output = {f"output_{i}": value for i, value in enumerate(output)}
+        served = {}
+        for key, value in output.items():
+            if isinstance(value, (tuple, list)):
+                value = ops.stack(value)
+            if value is not None:
+                served[key] = value
+        return served
+
+    def _trackable_children(self, save_type: str = "checkpoint", **kwargs: Any) -> dict[str, Any]:
+        """TensorFlow's SavedModel hook: `tf.saved_model.save(model, dir)` finds the serving function under
+        the name of a default signature, so the SavedModel gets `serving_default` (int32 inputs by name)."""
+        children = super()._trackable_children(save_type, **kwargs)
+        if save_type == "savedmodel" and tf_only is not None:
+            children.setdefault(tf_only.DEFAULT_SIGNATURE_ATTR, tf_only.serving_concrete_function(self))
+        return children
 
     def export(self, filepath: Any, format: str = "tf_saved_model", verbose: Any = None,
                input_signature: Any = None, **kwargs: Any) -> Any:
         """Keras' `export` (a SavedModel with a `serve` endpoint and a `serving_default` signature);
-        without `input_signature`, the model's own `input_signature` (a dict of int32 tensors)."""
+        without `input_signature`, the model's own `input_signature` (int32 tensors named input_ids,
+        attention_mask, langs, token_type_ids, so that TF Serving requests name them)."""
         if input_signature is None:
             input_signature = [self.input_signature]
         return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)

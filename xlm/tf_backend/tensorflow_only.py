@@ -12,11 +12,15 @@ its caller. What lives here:
 - `graph_input_assertions` / `after`: run-time input checks of traced (non-XLA) graphs;
 - `InferenceGraph`: repeated eager inference as one `tf.function`;
 - `batch_function`: the pipelines' shape-relaxed tf.function; `stable_argsort_descending` for top-p;
-- `serving_signature` and `replicas_in_sync` for SavedModel export and `tf.distribute`.
+- `serving_signature`, `serving_function`, `save_saved_model` for SavedModel export and TF Serving;
+  `replicas_in_sync` for `tf.distribute`.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from typing import Any
 
 import tensorflow as tf
@@ -300,10 +304,58 @@ def stable_argsort_descending(x: Any) -> Any:
     return tf.argsort(x, axis=-1, direction="DESCENDING", stable=True)
 
 
-def serving_signature(names: list[str], rank: int) -> dict[str, Any]:
-    """int32 `tf.TensorSpec`s of any batch and sequence length, by input name."""
-    spec = tf.TensorSpec([None] * rank, tf.int32)
-    return {name: spec for name in names}
+#: the attribute name under which `tf.saved_model.save` looks for the default serving function
+DEFAULT_SIGNATURE_ATTR = "_default_save_signature"
+
+
+def serving_signature(names: list[str], rank: int, dtype: Any = tf.int32) -> dict[str, Any]:
+    """`tf.TensorSpec`s (int32) of any batch and sequence length, by input name; each spec carries its
+    name, which becomes the signature's input name (Keras and TensorFlow number unnamed ones args_0 ...)."""
+    return {name: tf.TensorSpec([None] * rank, dtype, name=name) for name in names}
+
+
+def serving_function(model: Any) -> Any:
+    """`model.serving_output(model(inputs))` as one tf.function (kept on the model), traced per input signature."""
+    function = getattr(model, "_serving_function", None)
+    if function is None:
+        def serve(inputs: dict[str, Any]) -> dict[str, Any]:
+            return model.serving_output(model(inputs, training=False))
+
+        function = tf.function(serve, autograph=False)
+        # no Keras or TensorFlow tracking: the SavedModel gets the function as a signature, not as an attribute
+        object.__setattr__(model, "_serving_function", function)
+    return function
+
+
+def serving_concrete_function(model: Any, dtype: Any = tf.int32) -> Any:
+    """The serving function traced for `model.input_signature` (int32, or its int64 twin)."""
+    signature = model.input_signature
+    if dtype != tf.int32:
+        signature = {name: tf.TensorSpec(spec.shape, dtype, name=spec.name) for name, spec in signature.items()}
+    return serving_function(model).get_concrete_function(signature)
+
+
+def save_saved_model(model: Any, directory: str, signatures: Any = None) -> str:
+    """Write `model` as a SavedModel to `directory` (replacing one there), through a temporary directory
+    beside it that is renamed at the end; signatures `serving_default` (int32) and `int64_serving` unless
+    given, as transformers' TF `save_pretrained(saved_model=True)`. Returns `directory`."""
+    if signatures is None:
+        signatures = {
+            "serving_default": serving_concrete_function(model),
+            "int64_serving": serving_concrete_function(model, tf.int64),
+        }
+    parent = os.path.dirname(os.path.abspath(directory))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", dir=parent)
+    try:
+        tf.saved_model.save(model, staging, signatures=signatures)
+        if os.path.isdir(directory):
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
 
 
 def replicas_in_sync() -> int:
@@ -312,6 +364,7 @@ def replicas_in_sync() -> int:
 
 
 __all__ = [
+    "DEFAULT_SIGNATURE_ATTR",
     "InferenceGraph",
     "after",
     "batch_function",
@@ -325,6 +378,9 @@ __all__ = [
     "philox_dropout",
     "philox_uint32",
     "replicas_in_sync",
+    "save_saved_model",
+    "serving_concrete_function",
+    "serving_function",
     "serving_signature",
     "stable_argsort_descending",
 ]
