@@ -3,12 +3,18 @@
     python bench/bench_tokenizer.py                 # 2,000 en/fr/de sentences, 5 rounds
     python bench/bench_tokenizer.py --warm          # keep both tokenizers (and caches) across rounds
     python bench/bench_tokenizer.py --original      # ours: preprocessing="original_xlm" vs the default
+    python bench/bench_tokenizer.py --scaling       # ours alone: time per character as inputs grow
 
 Each round encodes the same sentences in padded batches with both tokenizers, alternating which
 goes first, and checks that every output (input_ids, token_type_ids, attention_mask) is
 identical. By default each round starts from freshly loaded tokenizers, so both pay for their
 cold caches (transformers' BPE cache, our per-word cache). Reports sentences/s (median over
 rounds) and the ratio, which stays meaningful on a busy machine where absolute numbers do not.
+
+`--scaling` times our tokenizer alone (both preprocessing modes) on inputs of growing size - one
+line of real text, many short lines, one word without spaces, only combining marks, only control
+characters - and reports microseconds per character: linear time is a flat row (the largest sizes
+are 1,000,000 characters, or 100,000 lines).
 """
 
 from __future__ import annotations
@@ -90,6 +96,58 @@ def original_vs_default(args: argparse.Namespace, texts: list[str]) -> dict:
     }
 
 
+def scaling_inputs(kind: str, size: int) -> str | list[str]:
+    """`size` characters (or lines) of one kind of input; deterministic."""
+    import random
+
+    rng = random.Random(0)
+    if kind == "one line of text":
+        text = " ".join(sentences(2000))
+        return (text * (size // len(text) + 1))[:size]
+    if kind == "short lines":
+        return [s[:40] for s in (sentences(2000) * (size // 2000 + 1))[:size]]
+    if kind == "one word, no spaces":
+        return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(size))
+    if kind == "combining marks only":
+        return "".join(rng.choice("\u0300\u0301\u0302\u0308\u0327\u0331\u20d7") for _ in range(size))
+    if kind == "control characters only":
+        return "".join(rng.choice("\x00\x01\x07\x08\x0b\x0c\x1b\x7f\x85\u200b\u200e\ufeff") for _ in range(size))
+    raise ValueError(kind)
+
+
+SCALING = {
+    "one line of text": (10_000, 100_000, 1_000_000),
+    "short lines": (1_000, 10_000, 100_000),
+    "one word, no spaces": (10_000, 100_000, 1_000_000),
+    "combining marks only": (10_000, 100_000, 1_000_000),
+    "control characters only": (10_000, 100_000, 1_000_000),
+}
+
+
+def scaling(rounds: int, mode: str) -> dict:
+    """Microseconds per character (best of `rounds`, a fresh tokenizer each) of every SCALING input."""
+    rows = {}
+    for kind, sizes in SCALING.items():
+        row = {}
+        for size in sizes:
+            data = scaling_inputs(kind, size)
+            chars = sum(map(len, data)) if isinstance(data, list) else len(data)
+            best = float("inf")
+            for _ in range(rounds):
+                tokenizer = XLMTokenizer.from_pretrained(VOCAB_DIR, preprocessing=mode)
+                tokenizer("warm up: Hello, world!")
+                start = time.perf_counter()
+                tokenizer(data)
+                best = min(best, time.perf_counter() - start)
+            label = f"{size:,} lines" if kind == "short lines" else f"{size:,} chars"
+            row[label] = {"chars": chars, "seconds": round(best, 4), "us_per_char": round(best / chars * 1e6, 3)}
+            print(f"{mode:12s} {kind:24s} {label:>16s}: {best:8.3f} s, {best / chars * 1e6:7.3f} us/char", flush=True)
+        per_char = [v["us_per_char"] for v in row.values()]
+        row["largest/smallest us_per_char"] = round(per_char[-1] / per_char[0], 2)
+        rows[kind] = row
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sentences", type=int, default=2000)
@@ -99,7 +157,17 @@ def main() -> None:
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--original", action="store_true",
                         help="time our preprocessing='original_xlm' against our default instead of transformers")
+    parser.add_argument("--scaling", action="store_true", help="our time per character as inputs grow")
     args = parser.parse_args()
+    if args.scaling:
+        rounds = max(1, min(args.rounds, 3))
+        result = {"rounds": rounds, "scaling": {mode: scaling(rounds, mode) for mode in ("transformers", "original_xlm")},
+                  "machine": f"{platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}"}
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as handle:
+                json.dump(result, handle, indent=2)
+                handle.write("\n")
+        return
     if args.original:
         result = original_vs_default(args, sentences(args.sentences))
         if args.json:

@@ -3,7 +3,8 @@
 `XLMTokenizer` is the public class; the parts it is made of, by module:
 
 - `xlm_tokenizer`: `XLMTokenizer` itself: vocabulary, BPE, `tokenize`, `__call__` / `encode`,
-  `decode`, `save_pretrained` / `from_pretrained`.
+  `decode`, `save_pretrained` / `from_pretrained` / `push_to_hub`; `long_words`: BPE of words over
+  64 symbols in O(n log n), the same pieces as the rank-by-rank loop.
 - `normalize`: text normalisation (unicode punctuation, non-printing characters, Romanian, lowercasing
   and accent removal).
 - `moses`: sacremoses' punctuation normaliser and tokenizer, with a fast path checked against them.

@@ -7,7 +7,8 @@ match are skipped, and the per-word work (accent stripping, BPE, vocabulary look
 
 Deliberate differences from transformers, all documented where they happen:
 - `merges.txt` without a final newline keeps its last merge (transformers drops it), and a
-  leading `#version` line is a header, not a merge.
+  leading `#version` line is a header, not a merge; a line that is not "a b" or fastBPE's
+  "a b count" is a ValueError naming the file and line (transformers keeps its first fields).
 - `lang=` is honoured by `tokenize`, `encode` and `__call__` (transformers ignores it), and an
   unknown language code raises ValueError.
 - `id2lang` keys are ints after loading a saved tokenizer (transformers leaves them strings).
@@ -15,7 +16,6 @@ Deliberate differences from transformers, all documented where they happen:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -29,9 +29,11 @@ from xlm.tokenizer.files import (
     _atomic_write,
     _json_dumps,
     _read_vocab,
+    read_json_object,
     read_merges,
 )
 from xlm.tokenizer.languages import _PIPELINES, _check_known_language, _pipeline
+from xlm.tokenizer.long_words import LONG_WORD, merge_symbols
 from xlm.tokenizer.moses import _import_sacremoses
 from xlm.tokenizer.normalize import (
     _lower_each_char,
@@ -268,6 +270,8 @@ class XLMTokenizer(SpecialTokensMixin, PaddingMixin):
             return cached
         word = list(token[:-1]) + [token[-1] + "</w>"]
         ranks = self.bpe_ranks
+        if len(word) > LONG_WORD:  # the loop below is quadratic in the word's length
+            word = merge_symbols(word, ranks)
         while len(word) > 1:
             best, best_rank = None, None
             for pair in zip(word, word[1:]):
@@ -811,6 +815,27 @@ class XLMTokenizer(SpecialTokensMixin, PaddingMixin):
         _atomic_write(map_path, _json_dumps(self.special_tokens_map))
         return (config_path, map_path) + self.save_vocabulary(save_directory)
 
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: Optional[str] = None,
+        private: Optional[bool] = None,
+        token: Any = None,
+        create_pr: bool = False,
+        revision: Optional[str] = None,
+        commit_description: Optional[str] = None,
+    ) -> Any:
+        """Upload what `save_pretrained` writes to the Hub model repository `repo_id` (created if needed),
+        as transformers' `push_to_hub`; needs `huggingface_hub` (see `xlm.hub.push_folder_to_hub`)."""
+        from xlm.hub import push_folder_to_hub
+
+        return push_folder_to_hub(
+            self.save_pretrained, repo_id, commit_message=commit_message or "Upload tokenizer", private=private,
+            token=token, create_pr=create_pr, revision=revision, commit_description=commit_description,
+            what="the tokenizer",
+        )
+
     @classmethod
     def from_pretrained(
         cls,
@@ -836,15 +861,13 @@ class XLMTokenizer(SpecialTokensMixin, PaddingMixin):
         map_file = resolve_file(name_or_path, SPECIAL_TOKENS_MAP_FILE, required=False, **hub)
         config: dict[str, Any] = {}
         if config_file is not None:
-            with open(config_file, encoding="utf-8") as handle:
-                config = json.load(handle)
+            config = read_json_object(config_file)
             saved_class = config.get("tokenizer_class")
             if saved_class not in (None, "XLMTokenizer"):
                 raise ValueError(f"{config_file} is for a {saved_class}, not an XLMTokenizer")
         if map_file is not None:
-            with open(map_file, encoding="utf-8") as handle:
-                for key, value in json.load(handle).items():
-                    config.setdefault(key, value)
+            for key, value in read_json_object(map_file).items():
+                config.setdefault(key, value)
         for key in ("vocab_file", "merges_file", "auto_map", "processor_class"):
             config.pop(key, None)
         config.update(kwargs)
